@@ -1,0 +1,64 @@
+//! Path resolution that cannot leave a root: `openat2(2)` with `RESOLVE_IN_ROOT`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// `RESOLVE_*` flags of `openat2(2)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResolveFlags(pub u64);
+
+impl ResolveFlags {
+    pub const NO_XDEV: u64 = 0x01;
+    pub const NO_MAGICLINKS: u64 = 0x02;
+    pub const NO_SYMLINKS: u64 = 0x04;
+    pub const BENEATH: u64 = 0x08;
+    pub const IN_ROOT: u64 = 0x10;
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` relative to `root` with `openat2`, resolving every component (symlinks and `..`
+/// included) as if `root` were `/`: the result can never be outside `root`. `flags` are `O_*` flags
+/// (`O_CLOEXEC` is always added), `resolve` extra `RESOLVE_*` bits on top of `RESOLVE_IN_ROOT`.
+pub fn openat2_in_root(
+    root: BorrowedFd<'_>,
+    path: &str,
+    flags: i32,
+    mode: u32,
+    resolve: ResolveFlags,
+) -> io::Result<OwnedFd> {
+    let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 },
+        resolve: resolve.0 | ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: `cpath` is a valid NUL-terminated string and `how` a valid open_how whose size we pass;
+        // both outlive the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                cpath.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+        }
+        let err = io::Error::last_os_error();
+        // EAGAIN: a concurrent rename raced the lookup; the kernel asks us to retry.
+        if err.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(err);
+        }
+    }
+}

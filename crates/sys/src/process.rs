@@ -1,0 +1,141 @@
+//! Process creation and process-wide attributes.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Which side of a fork the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The original process; the child has this pid (in the caller's pid namespace).
+    Parent(i32),
+    /// The new process.
+    Child,
+}
+
+/// Whether the calling process has exactly one thread (read from `/proc/self/stat`, field 20).
+pub fn is_single_threaded() -> io::Result<bool> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) is in parentheses and may contain spaces: count fields after its end.
+    let after = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
+    // After ')' come fields 3.. ; num_threads is field 20, i.e. the 18th after the name.
+    let threads = after.split_whitespace().nth(17).and_then(|s| s.parse::<u64>().ok());
+    Ok(threads == Some(1))
+}
+
+fn require_single_thread(what: &str) -> io::Result<()> {
+    if is_single_threaded()? {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{what}: the calling process has more than one thread")))
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// The `clone3` flag that places the child into the cgroup given by `cgroup_fd`.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Creates a child process like `fork`, with `flags` (namespace flags, `CLONE_INTO_CGROUP`) through
+/// `clone3`. With `cgroup` given, `CLONE_INTO_CGROUP` is added and the child starts in that cgroup
+/// (cgroup v2 only). Returns `ENOSYS`/`E2BIG`/`EINVAL` as the kernel does when it lacks a feature, so
+/// the caller can fall back. Fails unless the process is single-threaded.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    require_single_thread("clone3")?;
+    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without CLONE_VM and with a null stack behaves like fork: the child gets a copy of
+    // the address space and continues from here. The process is single-threaded (checked above), so no
+    // lock held by another thread can be left locked in the child. `args` is a valid, initialised struct
+    // whose size we pass.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// `fork(2)`, refused unless the process is single-threaded.
+pub fn fork() -> io::Result<Forked> {
+    require_single_thread("fork")?;
+    // SAFETY: the process has a single thread (checked above), so the child cannot inherit a lock held
+    // by another thread; nix's fork is otherwise a plain fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Ends the process at once with `code`, running no destructors or atexit handlers (for a forked child
+/// whose parent owns the buffers and files).
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// `pidfd_open(2)`: a descriptor that refers to process `pid` and cannot be confused by pid reuse.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new descriptor we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `pidfd_send_signal(2)` with no siginfo.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo is allowed and means "as kill(2) would send it".
+    let ret = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0)
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `setdomainname(2)`.
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the bytes of `name`, which outlive the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `prlimit(2)` on the calling process with a raw resource number (all RLIMIT_* are accepted).
+pub fn prlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let new = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `new` is a valid rlimit64 for the duration of the call; the old-limit pointer may be null.
+    let ret = unsafe { libc::prlimit64(0, resource as _, &new, std::ptr::null_mut()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers of the root-tier end-to-end tests.
