@@ -36,7 +36,11 @@ pub fn openat2_in_root(
     let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 },
+        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+            mode as u64
+        } else {
+            0
+        },
         resolve: resolve.0 | ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     };
     loop {
@@ -60,5 +64,49 @@ pub fn openat2_in_root(
         if err.raw_os_error() != Some(libc::EAGAIN) {
             return Err(err);
         }
+    }
+}
+
+/// `mount_setattr(2)` on `path` relative to `dirfd` (`AT_RECURSIVE` when `recursive`): sets the
+/// `MOUNT_ATTR_*` bits in `set` after clearing those in `clear`.
+pub fn mount_setattr(
+    dirfd: BorrowedFd<'_>,
+    path: &str,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: u32 = 0x8000;
+    let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `cpath` is NUL-terminated and `attr` a valid mount_attr whose size we pass; both outlive
+    // the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd.as_raw_fd(),
+            cpath.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }

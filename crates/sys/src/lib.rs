@@ -4,11 +4,15 @@
 //! `io::Error` and otherwise do exactly the call they are named after.
 #![allow(unsafe_code)]
 
+pub mod caps;
 pub mod fd;
-pub mod process;
 pub mod fs;
+pub mod process;
 pub mod term;
 
 pub use fd::{close_range_from, recv_fd, send_fd};
-pub use process::{clone3, fork, Forked, exit_immediately, pidfd_open, pidfd_send_signal, setdomainname, prlimit, is_single_threaded};
 pub use fs::{openat2_in_root, ResolveFlags};
+pub use process::{
+    clone3, exit_immediately, fork, is_single_threaded, pidfd_open, pidfd_send_signal, prlimit,
+    setdomainname, Forked,
+};

@@ -18,7 +18,10 @@ pub fn is_single_threaded() -> io::Result<bool> {
     // The command name (field 2) is in parentheses and may contain spaces: count fields after its end.
     let after = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
     // After ')' come fields 3.. ; num_threads is field 20, i.e. the 18th after the name.
-    let threads = after.split_whitespace().nth(17).and_then(|s| s.parse::<u64>().ok());
+    let threads = after
+        .split_whitespace()
+        .nth(17)
+        .and_then(|s| s.parse::<u64>().ok());
     Ok(threads == Some(1))
 }
 
@@ -26,7 +29,9 @@ fn require_single_thread(what: &str) -> io::Result<()> {
     if is_single_threaded()? {
         Ok(())
     } else {
-        Err(io::Error::other(format!("{what}: the calling process has more than one thread")))
+        Err(io::Error::other(format!(
+            "{what}: the calling process has more than one thread"
+        )))
     }
 }
 
@@ -55,7 +60,11 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// the caller can fall back. Fails unless the process is single-threaded.
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     require_single_thread("clone3")?;
-    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
@@ -65,7 +74,11 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
     // lock held by another thread can be left locked in the child. `args` is a valid, initialised struct
     // whose size we pass.
     let ret = unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     };
     match ret {
         -1 => Err(io::Error::last_os_error()),
@@ -108,7 +121,13 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     // SAFETY: plain syscall; a null siginfo is allowed and means "as kill(2) would send it".
     let ret = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<u8>(),
+            0,
+        )
     };
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -130,12 +149,66 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
 
 /// `prlimit(2)` on the calling process with a raw resource number (all RLIMIT_* are accepted).
 pub fn prlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
-    let new = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: `new` is a valid rlimit64 for the duration of the call; the old-limit pointer may be null.
     let ret = unsafe { libc::prlimit64(0, resource as _, &new, std::ptr::null_mut()) };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Restores every signal's disposition to the default and unblocks all signals: what a program
+/// expects to inherit across `execve` (the Rust runtime ignores SIGPIPE, for one).
+pub fn reset_signals() -> io::Result<()> {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..=33).contains(&sig) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context; a zeroed sigaction with
+        // SIG_DFL as handler is valid.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None)?;
+    Ok(())
+}
+
+/// `PR_SET_CHILD_SUBREAPER`: orphaned descendants are re-parented to the caller.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `PR_SET_PDEATHSIG`: the signal the caller receives when its parent dies.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: the caller gets a new session keyring called `name`.
+pub fn join_session_keyring(name: &str) -> io::Result<i64> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let cname = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, cname.as_ptr()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
     }
 }
