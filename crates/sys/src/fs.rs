@@ -110,3 +110,19 @@ pub fn mount_setattr(
         Ok(())
     }
 }
+
+/// The filesystem type (`f_type`, a magic number) of the filesystem holding `path`.
+pub fn statfs_type(path: &std::path::Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a zeroed statfs is a valid value for the kernel to fill in.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpath` is NUL-terminated and `buf` is writable for the call.
+    let ret = unsafe { libc::statfs(cpath.as_ptr(), &mut buf) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(buf.f_type)
+    }
+}

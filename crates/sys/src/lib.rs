@@ -4,6 +4,7 @@
 //! `io::Error` and otherwise do exactly the call they are named after.
 #![allow(unsafe_code)]
 
+pub mod bpf;
 pub mod caps;
 pub mod fd;
 pub mod fs;
