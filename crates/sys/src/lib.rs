@@ -9,6 +9,7 @@ pub mod caps;
 pub mod fd;
 pub mod fs;
 pub mod process;
+pub mod seccomp;
 pub mod term;
 
 pub use fd::{close_range_from, recv_fd, send_fd};
