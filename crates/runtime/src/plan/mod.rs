@@ -121,6 +121,7 @@ pub fn plan(id: &str, bundle: &Path, spec: &Spec) -> Result<Plan, PlanError> {
         .as_ref()
         .ok_or(PlanError::Missing { field: "process" })?;
     let process = process::plan_process("process", proc_spec)?;
+    check_unsupported(spec)?;
     let empty = berth_spec::Linux::default();
     let linux = spec.linux.as_ref().unwrap_or(&empty);
     let namespaces = namespaces::plan_namespaces(&linux.namespaces)?;
@@ -224,6 +225,43 @@ pub fn plan(id: &str, bundle: &Path, spec: &Spec) -> Result<Plan, PlanError> {
         oci_version: spec.oci_version.clone(),
         time_offsets,
     })
+}
+
+/// Fields berth-runtime does not implement yet: refused by name rather than silently ignored.
+fn check_unsupported(spec: &Spec) -> Result<(), PlanError> {
+    let unsupported = |field: &str, what: &str| PlanError::Unsupported {
+        field: field.into(),
+        what: what.into(),
+    };
+    if let Some(p) = &spec.process {
+        if p.scheduler.is_some() {
+            return Err(unsupported("process.scheduler", "a scheduling policy"));
+        }
+        if p.exec_cpu_affinity.is_some() {
+            return Err(unsupported("process.execCPUAffinity", "cpu affinity"));
+        }
+        if p.io_priority.is_some() {
+            return Err(unsupported("process.ioPriority", "an I/O priority"));
+        }
+    }
+    if let Some(l) = &spec.linux {
+        if l.personality.is_some() {
+            return Err(unsupported("linux.personality", "an execution domain"));
+        }
+        if l.intel_rdt.is_some() {
+            return Err(unsupported("linux.intelRdt", "Intel RDT"));
+        }
+        if l.seccomp
+            .as_ref()
+            .is_some_and(|s| s.listener_path.as_deref().is_some_and(|p| !p.is_empty()))
+        {
+            return Err(unsupported(
+                "linux.seccomp.listenerPath",
+                "a seccomp notify listener",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_version(v: &str) -> Result<(), PlanError> {

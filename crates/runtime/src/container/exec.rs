@@ -1,0 +1,216 @@
+//! `exec`: a new process in a running container. The runtime joins the container's pid (and time)
+//! namespace itself, which applies to its next child only, then forks once; the child joins the
+//! container's cgroup (through the parent), its user namespace first and then the others, sets up
+//! the process exactly as the init did, and execs.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use berth_sys::Forked;
+use nix::sched::setns;
+
+use super::{CreateError, VerbError};
+use crate::plan::{NsKind, ProcessPlan};
+use crate::procsetup::{self, ProcError};
+use crate::state::{State, Status};
+use crate::sync::{Msg, SyncSocket};
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub process: ProcessPlan,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Verb(#[from] VerbError),
+    #[error("cannot exec in a stopped container")]
+    Stopped,
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    Paused,
+    #[error("open namespace {path}")]
+    OpenNs {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("join {0} namespace")]
+    Join(&'static str, #[source] nix::Error),
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[source] berth_seccomp::Error),
+    #[error("connect to console socket {path}")]
+    Console {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::Error),
+    #[error("fork")]
+    Fork(#[source] std::io::Error),
+    #[error("exec failed: {0}")]
+    Child(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Starts the process; returns its pid (the caller waits for it unless detached).
+pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
+    let st = State::load(&o.root, &o.id).map_err(VerbError::from)?;
+    match st.status(&o.root) {
+        Status::Stopped => return Err(ExecError::Stopped),
+        Status::Paused if !o.ignore_paused => return Err(ExecError::Paused),
+        _ => {}
+    }
+    let seccomp = match &st.seccomp {
+        Some(s) => Some(berth_seccomp::compile(s).map_err(ExecError::Seccomp)?),
+        None => None,
+    };
+    // Every namespace the container has of its own, opened through its init.
+    let mut ns = Vec::new();
+    for kind in NsKind::ALL {
+        if st.namespaces.has(kind) {
+            let path = format!("/proc/{}/ns/{}", st.pid, kind.proc_name());
+            let f = File::open(&path).map_err(|source| ExecError::OpenNs { path, source })?;
+            ns.push((kind, f));
+        }
+    }
+    if !st.alive() {
+        return Err(ExecError::Stopped);
+    }
+    for (kind, f) in ns.iter().filter(|(k, _)| matches!(k, NsKind::Pid | NsKind::Time)) {
+        setns(f.as_fd(), kind.clone_flag()).map_err(|e| ExecError::Join(kind.spec_name(), e))?;
+    }
+    let console: Option<OwnedFd> = match (&o.console_socket, o.process.terminal) {
+        (Some(p), true) => Some(
+            UnixStream::connect(p)
+                .map_err(|source| ExecError::Console {
+                    path: p.clone(),
+                    source,
+                })?
+                .into(),
+        ),
+        _ => None,
+    };
+    let cg = st.cgroup.as_ref().map(crate::cgroup::from_json).transpose()?;
+    let (parent, child) = SyncSocket::pair()?;
+    match berth_sys::fork().map_err(ExecError::Fork)? {
+        Forked::Child => {
+            let _ = nix::unistd::close(parent.fd().as_raw_fd());
+            let err = match exec_child(o, &child, &ns, console.as_ref(), seccomp.as_ref()) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = child.send(&Msg::Error(crate::error_chain(&err)));
+            berth_sys::exit_immediately(255)
+        }
+        Forked::Parent(pid) => {
+            drop(child);
+            let undo = |e: ExecError| {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                e
+            };
+            if let Some(cg) = &cg {
+                cg.add_pid(pid).map_err(|e| undo(ExecError::Cgroup(e.into())))?;
+            }
+            parent.send(&Msg::Go).map_err(|e| undo(e.into()))?;
+            match parent.recv().map_err(|e| undo(e.into()))? {
+                Some(Msg::Ready) | None => {}
+                Some(Msg::Error(e)) => {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    return Err(ExecError::Child(e));
+                }
+                Some(m) => return Err(undo(ExecError::Child(format!("unexpected message {m:?}")))),
+            }
+            if let Some(pf) = &o.pid_file {
+                super::write_pid_file(pf, pid)?;
+            }
+            Ok(pid)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ChildError {
+    #[error("wait for the parent")]
+    Sync,
+    #[error("join {0} namespace")]
+    Join(&'static str, #[source] nix::Error),
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+}
+
+fn exec_child(
+    o: &ExecOptions,
+    sock: &SyncSocket,
+    ns: &[(NsKind, File)],
+    console: Option<&OwnedFd>,
+    seccomp: Option<&berth_seccomp::Program>,
+) -> Result<std::convert::Infallible, ChildError> {
+    if sock.recv().ok().flatten() != Some(Msg::Go) {
+        return Err(ChildError::Sync);
+    }
+    // User namespace first (it grants the rights to join the others), the mount namespace last.
+    let order = [
+        NsKind::User,
+        NsKind::Ipc,
+        NsKind::Uts,
+        NsKind::Network,
+        NsKind::Cgroup,
+        NsKind::Mount,
+    ];
+    for kind in order {
+        if let Some((_, f)) = ns.iter().find(|(k, _)| *k == kind) {
+            setns(f.as_fd(), kind.clone_flag()).map_err(|e| ChildError::Join(kind.spec_name(), e))?;
+        }
+    }
+    let p = &o.process;
+    let _ = nix::unistd::chdir("/");
+    if let Some(c) = console {
+        procsetup::setup_console(c, p.console_size)?;
+    }
+    procsetup::set_limits(p)?;
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    let cwd_early = nix::unistd::chdir(p.cwd.as_str());
+    let load = |prog: Option<&berth_seccomp::Program>| -> Result<(), ProcError> {
+        if let Some(prog) = prog {
+            prog.load().map_err(ProcError::Seccomp)?;
+        }
+        Ok(())
+    };
+    if !p.no_new_privileges {
+        load(seccomp)?;
+    }
+    let setgroups = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    procsetup::set_user_and_caps(p, setgroups)?;
+    if cwd_early.is_err() {
+        nix::unistd::chdir(p.cwd.as_str()).map_err(|e| ProcError::Cwd(p.cwd.clone(), e))?;
+    }
+    if p.no_new_privileges {
+        berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
+        load(seccomp)?;
+    }
+    let exe = procsetup::find_executable(&p.args[0], &p.env)?;
+    procsetup::set_apparmor(p.apparmor_profile.as_deref())?;
+    sock.send(&Msg::Ready).map_err(|_| ChildError::Sync)?;
+    Ok(procsetup::exec(&exe, p, o.preserve_fds)?)
+}

@@ -1,0 +1,172 @@
+//! The container's init: the child of `create`, already inside the new namespaces. It follows the
+//! protocol drawn in [`crate::sync`], builds the rootfs, prepares the process, waits on exec.fifo for
+//! `start`, and execs the container's program. It never returns: on failure it reports the error to
+//! the parent and exits.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::{unshare, CloneFlags};
+
+use crate::plan::{NsKind, Plan};
+use crate::procsetup::{self, ProcError};
+use crate::rootfs::{self, CgroupMount, RootfsError};
+use crate::sync::{Msg, SyncSocket};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("read from the parent")]
+    Sync(#[source] std::io::Error),
+    #[error("the parent went away before {0}")]
+    ParentGone(&'static str),
+    #[error("unexpected message from the parent: {0:?}")]
+    Unexpected(Msg),
+    #[error("{0}")]
+    Parent(String),
+    #[error("unshare the cgroup namespace")]
+    CgroupNs(#[source] nix::Error),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Process(#[from] ProcError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error("set hostname {0:?}")]
+    Hostname(String, #[source] nix::Error),
+    #[error("set domainname {0:?}")]
+    Domainname(String, #[source] std::io::Error),
+    #[error("write sysctl {0}")]
+    Sysctl(String, #[source] std::io::Error),
+    #[error("open exec fifo")]
+    Fifo(#[source] std::io::Error),
+}
+
+/// What the parent hands its init besides the plan.
+pub struct InitArgs<'a> {
+    pub plan: &'a Plan,
+    pub rootfs: PathBuf,
+    pub sync: SyncSocket,
+    /// `O_PATH` descriptor of exec.fifo.
+    pub fifo: OwnedFd,
+    /// The connected `--console-socket`, when the process has a terminal.
+    pub console: Option<OwnedFd>,
+    pub seccomp: Option<berth_seccomp::Program>,
+    pub cgroup_mount: CgroupMount,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    /// The hook state JSON (status "creating") for createContainer and startContainer hooks.
+    pub hook_state: String,
+    /// Join a new session keyring (runc's default; `--no-new-keyring` turns it off).
+    pub new_keyring: bool,
+}
+
+/// Runs the init; never returns.
+pub fn run(args: InitArgs<'_>) -> ! {
+    let err = match init(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = args.sync.send(&Msg::Error(crate::error_chain(&err)));
+    berth_sys::exit_immediately(1)
+}
+
+fn expect(sync: &SyncSocket, want: Msg, when: &'static str) -> Result<(), InitError> {
+    match sync.recv().map_err(InitError::Sync)? {
+        Some(m) if m == want => Ok(()),
+        Some(Msg::Error(e)) => Err(InitError::Parent(e)),
+        Some(m) => Err(InitError::Unexpected(m)),
+        None => Err(InitError::ParentGone(when)),
+    }
+}
+
+fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
+    let plan = a.plan;
+    // 1. Wait for the parent: id maps written, cgroup joined. If the parent dies, the socket reads
+    //    end-of-file and the init exits: an interrupted `create` leaves no process.
+    expect(&a.sync, Msg::Go, "the go-ahead")?;
+    if a.new_keyring {
+        // Each container gets its own session keyring, so it never sees the host's keys.
+        let _ = berth_sys::process::join_session_keyring(&format!("_ses.{}", plan.id));
+    }
+    // 2. The cgroup namespace is created now, so its root is the container's cgroup.
+    if plan.namespaces.creates(NsKind::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::CgroupNs)?;
+    }
+    // 3. The rootfs: propagation, mounts, devices.
+    let root_fd = rootfs::prepare_root(&a.rootfs, plan.rootfs_propagation)?;
+    rootfs::mount_all(plan, &a.rootfs, &root_fd, &a.cgroup_mount)?;
+    let in_userns = plan.namespaces.has(NsKind::User);
+    rootfs::create_devices(plan, &a.rootfs, &root_fd, in_userns)?;
+    drop(root_fd);
+    // 4. Hooks: prestart and createRuntime run in the parent, createContainer here before pivot_root.
+    if !plan.hooks.prestart.is_empty() || !plan.hooks.create_runtime.is_empty() {
+        a.sync.send(&Msg::Hooks).map_err(InitError::Sync)?;
+        expect(&a.sync, Msg::HooksDone, "the hooks")?;
+    }
+    crate::hooks::run_all("createContainer", &plan.hooks.create_container, &a.hook_state)?;
+    // 5. Switch to the rootfs; masked and read-only paths; the rootfs' final propagation and mode.
+    rootfs::switch_root(&a.rootfs, a.no_pivot)?;
+    rootfs::mask_and_protect(plan)?;
+    rootfs::finish_root(plan)?;
+    // 6. Names and kernel parameters of the container's own namespaces.
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).map_err(|e| InitError::Hostname(h.clone(), e))?;
+    }
+    if let Some(d) = &plan.domainname {
+        berth_sys::setdomainname(d).map_err(|e| InitError::Domainname(d.clone(), e))?;
+    }
+    for (k, v) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| InitError::Sysctl(k.clone(), e))?;
+    }
+    // 7. The process: terminal, limits, working directory, user, capabilities, seccomp.
+    let p = &plan.process;
+    if let Some(console) = &a.console {
+        procsetup::setup_console(console, p.console_size)?;
+    }
+    procsetup::set_limits(p)?;
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    let cwd_early = nix::unistd::chdir(p.cwd.as_str());
+    if !p.no_new_privileges {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping caps.
+        load_seccomp(a)?;
+    }
+    procsetup::set_user_and_caps(p, setgroups_allowed())?;
+    if cwd_early.is_err() {
+        nix::unistd::chdir(p.cwd.as_str()).map_err(|e| ProcError::Cwd(p.cwd.clone(), e))?;
+    }
+    if p.no_new_privileges {
+        berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
+        load_seccomp(a)?;
+    }
+    let exe = procsetup::find_executable(&p.args[0], &p.env)?;
+    procsetup::set_apparmor(p.apparmor_profile.as_deref())?;
+    // 8. Created: tell the parent, then wait for `start` to open the fifo.
+    a.sync.send(&Msg::Ready).map_err(InitError::Sync)?;
+    let fifo_path = format!("/proc/self/fd/{}", a.fifo.as_raw_fd());
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo_path)
+        .map_err(InitError::Fifo)?;
+    fifo.write_all(b"0").map_err(InitError::Fifo)?;
+    drop(fifo);
+    crate::hooks::run_all("startContainer", &plan.hooks.start_container, &a.hook_state)?;
+    Ok(procsetup::exec(&exe, p, a.preserve_fds)?)
+}
+
+fn load_seccomp(a: &InitArgs<'_>) -> Result<(), ProcError> {
+    if let Some(prog) = &a.seccomp {
+        prog.load().map_err(ProcError::Seccomp)?;
+    }
+    Ok(())
+}
+
+/// setgroups(2) is refused in a user namespace whose `setgroups` file says "deny".
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
