@@ -109,6 +109,22 @@ pub struct State {
     pub started: bool,
 }
 
+/// `runc state`'s document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OciState<'a> {
+    oci_version: &'a str,
+    id: &'a str,
+    pid: i32,
+    status: &'a str,
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    created: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
+    owner: String,
+}
+
 /// Checks a container id the way runc does.
 pub fn check_id(id: &str) -> Result<(), StateError> {
     let ok = !id.is_empty()
@@ -212,24 +228,22 @@ impl State {
             .unwrap_or(false)
     }
 
-    /// The JSON `runc state` prints.
+    /// The JSON `runc state` prints (field order as runc's).
     pub fn oci_json(&self, root: &Path) -> serde_json::Value {
         let status = self.status(root);
         let pid = if status == Status::Stopped { 0 } else { self.pid };
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": owner_name(&dir(root, &self.id)),
-        });
-        if !self.annotations.is_empty() {
-            v["annotations"] = serde_json::to_value(&self.annotations).unwrap_or_default();
-        }
-        v
+        let doc = OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid,
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: (!self.annotations.is_empty()).then_some(&self.annotations),
+            owner: owner_name(&dir(root, &self.id)),
+        };
+        serde_json::to_value(doc).unwrap_or_default()
     }
 
     /// The state given to hooks on stdin (the OCI state document).

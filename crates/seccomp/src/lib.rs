@@ -3,6 +3,7 @@
 //! init is cloned; the init only hands the finished program to seccomp(2) ([`Program::load`]).
 
 mod cache;
+mod newer;
 
 use std::io::{Read, Seek};
 use std::os::fd::OwnedFd;
@@ -172,16 +173,30 @@ pub fn compile(s: &Seccomp) -> Result<Program, Error> {
                     "empty syscall name".into(),
                 ));
             }
-            // A rule with the default action changes nothing (and libseccomp refuses it); a name this
-            // libseccomp does not know is skipped, as runc does, so profiles naming newer syscalls work.
+            let sc = match ScmpSyscall::from_name(name) {
+                Ok(sc) => sc,
+                Err(_) => match newer::number(name) {
+                    Some(nr) => ScmpSyscall::from(nr),
+                    None => {
+                        return Err(invalid(
+                            format!("{field}.names[{j}]"),
+                            format!("unknown syscall {name:?}"),
+                        ))
+                    }
+                },
+            };
+            // A rule with the default action changes nothing (and libseccomp refuses it).
             if act == default {
                 continue;
             }
-            let Ok(sc) = ScmpSyscall::from_name(name) else {
-                continue;
-            };
-            add_rule(&mut ctx, act, sc, &rule.args, &conds)
-                .map_err(|e| invalid(format!("{field}.names[{j}]"), format!("{name}: {e}")))?;
+            if let Err(e) = add_rule(&mut ctx, act, sc, &rule.args, &conds) {
+                // A syscall newer than this libseccomp, added by number, may not translate to every
+                // architecture of the filter: it is then left to the default action, as runc does
+                // with the names it cannot resolve.
+                if newer::number(name).is_none() {
+                    return Err(invalid(format!("{field}.names[{j}]"), format!("{name}: {e}")));
+                }
+            }
         }
     }
     if notify {

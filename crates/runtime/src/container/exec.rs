@@ -45,8 +45,8 @@ pub enum ExecError {
     },
     #[error("join {0} namespace")]
     Join(&'static str, #[source] nix::Error),
-    #[error("linux.seccomp: {0}")]
-    Seccomp(#[source] berth_seccomp::Error),
+    #[error(transparent)]
+    Seccomp(berth_seccomp::Error),
     #[error("connect to console socket {path}")]
     Console {
         path: PathBuf,

@@ -67,8 +67,8 @@ pub enum CreateError {
     },
     #[error("root.path {path}: {message}")]
     RootfsEscape { path: String, message: String },
-    #[error("linux.seccomp: {0}")]
-    Seccomp(#[source] berth_seccomp::Error),
+    #[error(transparent)]
+    Seccomp(berth_seccomp::Error),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
     #[error("cannot allocate tty if berth-runtime will detach without setting console socket")]
