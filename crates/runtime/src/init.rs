@@ -38,6 +38,8 @@ pub enum InitError {
     Domainname(String, #[source] std::io::Error),
     #[error("write sysctl {0}")]
     Sysctl(String, #[source] std::io::Error),
+    #[error("become root of the user namespace (is uid/gid 0 mapped?)")]
+    NsRoot(#[source] nix::Error),
     #[error("open exec fifo")]
     Fifo(#[source] std::io::Error),
 }
@@ -88,6 +90,11 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     if a.new_keyring {
         // Each container gets its own session keyring, so it never sees the host's keys.
         let _ = berth_sys::process::join_session_keyring(&format!("_ses.{}", plan.id));
+    }
+    // 1b. In a user namespace, become its root: the credentials cloned from the parent (host root)
+    //     are not mapped inside, and files cannot be created with unmapped ids (EOVERFLOW).
+    if plan.namespaces.has(NsKind::User) {
+        become_ns_root()?;
     }
     // 2. The cgroup namespace is created now, so its root is the container's cgroup.
     if plan.namespaces.creates(NsKind::Cgroup) {
@@ -155,6 +162,16 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     drop(fifo);
     crate::hooks::run_all("startContainer", &plan.hooks.start_container, &a.hook_state)?;
     Ok(procsetup::exec(&exe, p, a.preserve_fds)?)
+}
+
+fn become_ns_root() -> Result<(), InitError> {
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    if setgroups_allowed() {
+        nix::unistd::setgroups(&[]).map_err(InitError::NsRoot)?;
+    }
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(InitError::NsRoot)?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(InitError::NsRoot)
 }
 
 fn load_seccomp(a: &InitArgs<'_>) -> Result<(), ProcError> {
