@@ -176,8 +176,15 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         if let Some(m) = r.minor {
             block.push(ins(JNE_K, 5, 0, 0, m as i32));
         }
+        let unconditional = block.is_empty();
         block.push(ins(MOV_K, 0, 0, 0, r.allow as i32));
         block.push(ins(EXIT, 0, 0, 0, 0));
+        if unconditional {
+            // Matches every access: what follows could never run, and the verifier refuses
+            // unreachable instructions.
+            p.extend(block);
+            return p;
+        }
         let len = block.len();
         for (i, insn) in block.iter_mut().enumerate() {
             if insn.code == JNE_K {
@@ -268,6 +275,27 @@ mod tests {
             "write /dev/console denied by the last rule"
         );
         assert!(!allows_all(&rules));
+    }
+
+    #[test]
+    fn an_unconditional_rule_ends_the_program() {
+        let rules = parse(&[
+            dc(false, None, None, None, "rwm"),
+            dc(true, Some("c"), Some(1), Some(3), "rwm"),
+        ])
+        .unwrap();
+        let p = program(&rules);
+        assert_eq!(p.last().unwrap().code, EXIT);
+        assert_eq!(p[p.len() - 2], ins(MOV_K, 0, 0, 0, 0));
+        assert_eq!(
+            p.iter().filter(|i| i.code == EXIT).count(),
+            2,
+            "no unreachable default after the deny-all"
+        );
+        assert_eq!(run(&p, 2, 2, 1, 3), 1);
+        assert_eq!(run(&p, 2, 2, 1, 5), 0);
+        let allow_all = parse(&[dc(true, None, None, None, "rwm")]).unwrap();
+        assert!(allows_all(&allow_all));
     }
 
     #[test]

@@ -35,25 +35,55 @@ struct ProgAttachAttr {
 }
 
 /// Loads `insns` (encoded `struct bpf_insn`s, 8 bytes each) as a `BPF_PROG_TYPE_CGROUP_DEVICE` program.
-/// On a verifier refusal the error carries the verifier's log.
+/// On a verifier refusal the error carries the end of the verifier's log.
 pub fn load_cgroup_device_program(insns: &[u8]) -> io::Result<OwnedFd> {
     if !insns.len().is_multiple_of(8) {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
+    match prog_load(insns, None) {
+        Ok(fd) => Ok(fd),
+        Err(err) => {
+            // Load again with the verifier's log, only to explain the refusal.
+            let mut log = vec![0u8; 1 << 16];
+            let _ = prog_load(insns, Some(&mut log));
+            let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
+                .trim()
+                .to_string();
+            let tail: String = text
+                .chars()
+                .rev()
+                .take(400)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            Err(if tail.is_empty() {
+                err
+            } else {
+                io::Error::new(err.kind(), format!("{err}: {tail}"))
+            })
+        }
+    }
+}
+
+fn prog_load(insns: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     let license = c"Apache";
-    let mut log = vec![0u8; 4096];
+    let (log_level, log_size, log_buf) = match log {
+        Some(l) => (1, l.len() as u32, l.as_mut_ptr() as u64),
+        None => (0, 0, 0),
+    };
     let attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt: (insns.len() / 8) as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
+        log_level,
+        log_size,
+        log_buf,
         ..Default::default()
     };
-    // SAFETY: `attr` points at the instructions, the license string and the log buffer, all alive and
-    // sized as declared for the duration of the call.
+    // SAFETY: `attr` points at the instructions, the license string and (if any) the log buffer, all
+    // alive and sized as declared for the duration of the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -63,15 +93,7 @@ pub fn load_cgroup_device_program(insns: &[u8]) -> io::Result<OwnedFd> {
         )
     };
     if ret < 0 {
-        let err = io::Error::last_os_error();
-        let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
-            .trim()
-            .to_string();
-        return Err(if text.is_empty() {
-            err
-        } else {
-            io::Error::new(err.kind(), format!("{err}: {text}"))
-        });
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
