@@ -146,3 +146,51 @@ fn failing_prestart_hook_fails_create_and_leaves_nothing() {
     assert!(!c.state_left());
     assert!(c.cgroup_dirs().is_empty());
 }
+
+#[test]
+fn joins_namespaces_by_path() {
+    let Some(e) = env() else { return };
+    let a = Container::new(&e, &["sleep", "60"]);
+    a.rt(&["run", "-d", "--bundle", a.bundle.to_str().unwrap(), &a.id])
+        .ok();
+    let pid = a.state()["pid"].as_i64().unwrap();
+    let mut b = Container::new(&e, &["ns"]);
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        let t = ns["type"].as_str().unwrap().to_string();
+        let proc_name = match t.as_str() {
+            "network" => "net",
+            "ipc" => "ipc",
+            "uts" => "uts",
+            _ => continue,
+        };
+        ns["path"] = json!(format!("/proc/{pid}/ns/{proc_name}"));
+    }
+    b.write_config();
+    let o = b.run();
+    o.ok();
+    for n in ["net", "ipc", "uts"] {
+        let host_view = std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+            .unwrap()
+            .display()
+            .to_string();
+        assert_eq!(o.get(n).as_deref(), Some(host_view.as_str()), "{n}");
+    }
+    let own_pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .unwrap()
+        .display()
+        .to_string();
+    assert_ne!(
+        o.get("pid").as_deref(),
+        Some(own_pid_ns.as_str()),
+        "the pid namespace is new"
+    );
+}
+
+#[test]
+fn no_pivot() {
+    let Some(e) = env() else { return };
+    let c = Container::new(&e, &["pid"]);
+    let o = c.rt(&["run", "--no-pivot", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    o.ok();
+    assert_eq!(o.get("pid").as_deref(), Some("1"));
+}
