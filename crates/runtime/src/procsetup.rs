@@ -140,8 +140,12 @@ fn apply_caps(c: &CapSets, last: u8) -> Result<(), ProcError> {
     berth_sys::caps::set_caps(c.effective & known, c.permitted & known, c.inheritable & known)
         .map_err(ProcError::Caps)?;
     berth_sys::caps::clear_ambient().map_err(ProcError::Caps)?;
+    // The kernel only lets a capability be ambient if it is permitted and inheritable. runc's own
+    // default spec lists ambient capabilities without inheritable ones, and runc skips those
+    // silently: so does berth.
+    let raisable = c.ambient & c.permitted & c.inheritable;
     for cap in 0..=last {
-        if c.ambient & (1u64 << cap) != 0 {
+        if raisable & (1u64 << cap) != 0 {
             berth_sys::caps::raise_ambient(cap).map_err(ProcError::Caps)?;
         }
     }
