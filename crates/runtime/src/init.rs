@@ -137,6 +137,7 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     let cwd_early = nix::unistd::chdir(p.cwd.as_str());
+    procsetup::prepare_exec(a.preserve_fds)?;
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping caps.
         load_seccomp(a)?;
@@ -160,8 +161,20 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
         .map_err(InitError::Fifo)?;
     fifo.write_all(b"0").map_err(InitError::Fifo)?;
     drop(fifo);
-    crate::hooks::run_all("startContainer", &plan.hooks.start_container, &a.hook_state)?;
-    Ok(procsetup::exec(&exe, p, a.preserve_fds)?)
+    if let Err(e) = crate::hooks::run_all("startContainer", &plan.hooks.start_container, &a.hook_state) {
+        return Err(late(e.into()));
+    }
+    match procsetup::exec(&exe, p) {
+        Ok(never) => match never {},
+        Err(e) => Err(late(e.into())),
+    }
+}
+
+/// A failure after `create` returned (the parent is gone): the container's stderr is the only place
+/// left to say it.
+fn late(e: InitError) -> InitError {
+    eprintln!("berth-runtime: {}", crate::error_chain(&e));
+    e
 }
 
 fn become_ns_root() -> Result<(), InitError> {

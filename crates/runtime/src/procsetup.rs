@@ -206,11 +206,16 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, ProcError>
     Err(ProcError::NotFound(arg0.into()))
 }
 
-/// Replaces the process with the program: signals back to their defaults, every descriptor from
-/// `3 + preserve_fds` up closed on exec, then execve.
-pub fn exec(path: &Path, p: &ProcessPlan, preserve_fds: u32) -> Result<std::convert::Infallible, ProcError> {
+/// What must happen before the program runs but may not happen after the seccomp filter is loaded
+/// (the profile may not allow it): signals back to their defaults, every descriptor from
+/// `3 + preserve_fds` up marked close-on-exec.
+pub fn prepare_exec(preserve_fds: u32) -> Result<(), ProcError> {
     berth_sys::process::reset_signals().map_err(ProcError::Io)?;
-    berth_sys::close_range_from(3 + preserve_fds).map_err(ProcError::Io)?;
+    berth_sys::close_range_from(3 + preserve_fds).map_err(ProcError::Io)
+}
+
+/// Replaces the process with the program (after [`prepare_exec`]).
+pub fn exec(path: &Path, p: &ProcessPlan) -> Result<std::convert::Infallible, ProcError> {
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| ProcError::NotFound(path.display().to_string()))?;
     let args: Vec<CString> = p

@@ -189,6 +189,7 @@ fn exec_child(
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     let cwd_early = nix::unistd::chdir(p.cwd.as_str());
+    procsetup::prepare_exec(o.preserve_fds)?;
     let load = |prog: Option<&berth_seccomp::Program>| -> Result<(), ProcError> {
         if let Some(prog) = prog {
             prog.load().map_err(ProcError::Seccomp)?;
@@ -212,5 +213,5 @@ fn exec_child(
     let exe = procsetup::find_executable(&p.args[0], &p.env)?;
     procsetup::set_apparmor(p.apparmor_profile.as_deref())?;
     sock.send(&Msg::Ready).map_err(|_| ChildError::Sync)?;
-    Ok(procsetup::exec(&exe, p, o.preserve_fds)?)
+    Ok(procsetup::exec(&exe, p)?)
 }
