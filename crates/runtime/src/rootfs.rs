@@ -103,14 +103,29 @@ fn mnt_err(what: impl Into<String>, dest: &str) -> impl FnOnce(nix::Error) -> Ro
 /// Steps 1-2 of the rootfs: the host's mounts stop propagating into the container, and the rootfs
 /// becomes a mount point (pivot_root needs one). Returns a descriptor of the rootfs.
 pub fn prepare_root(rootfs: &Path, propagation: Option<MsFlags>) -> Result<OwnedFd, RootfsError> {
-    // 1. Mark every mount slave (or as rootfsPropagation asks, if it is shared/slave): nothing the
-    //    container mounts reaches the host, and the host's later mounts may still arrive.
-    let prop = match propagation {
-        Some(p) if p.contains(MsFlags::MS_SHARED) => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    // 1. Mark every mount slave (or shared, if rootfsPropagation asks for it): nothing the container
+    //    mounts reaches the host, and the host's later mounts may still arrive.
+    let shared = propagation.is_some_and(|p| p.contains(MsFlags::MS_SHARED));
+    let prop = if shared {
+        MsFlags::MS_SHARED | MsFlags::MS_REC
+    } else {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).map_err(RootfsError::Propagation)?;
-    // 2. Bind the rootfs onto itself so it is a mount point of this namespace.
+    // 2. pivot_root refuses a new root whose parent mount is shared: make that parent private
+    //    (in this mount namespace only).
+    if let Some(parent) = parent_mount(rootfs) {
+        mount(
+            None::<&str>,
+            &parent,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(RootfsError::Propagation)?;
+    }
+    // 3. Bind the rootfs onto itself so it is a mount point of this namespace (private until
+    //    pivot_root is done; finish_root applies rootfsPropagation afterwards).
     mount(
         Some(rootfs),
         rootfs,
@@ -119,9 +134,34 @@ pub fn prepare_root(rootfs: &Path, propagation: Option<MsFlags>) -> Result<Owned
         None::<&str>,
     )
     .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
+    if shared {
+        mount(
+            None::<&str>,
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(RootfsError::Propagation)?;
+    }
     Ok(fs::File::open(rootfs)
         .map_err(|e| RootfsError::OpenRoot(rootfs.to_path_buf(), e))?
         .into())
+}
+
+/// The mount point of the mount that holds `path` (the longest mount point above it), from
+/// /proc/self/mountinfo.
+fn parent_mount(path: &Path) -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let dir = path.parent().unwrap_or(path);
+    info.lines()
+        .filter_map(|l| {
+            l.split(' ')
+                .nth(4)
+                .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        })
+        .filter(|m| dir.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
 }
 
 /// Step 3: every mount of `mounts[]`, in order.
