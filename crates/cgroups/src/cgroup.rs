@@ -103,7 +103,7 @@ fn build(plan: &Plan, cg: &mut Cgroup) -> Result<(), Error> {
         }
     }
     for (path, value) in &plan.writes {
-        write(path, value)?;
+        write_with_fallback(path, value)?;
     }
     if let (Some(rules), Some((_, dir))) = (&plan.device_rules, &cg.v2) {
         let code: Vec<u8> = devices::program(rules).iter().flat_map(|i| i.encode()).collect();
@@ -113,6 +113,27 @@ fn build(plan: &Plan, cg: &mut Cgroup) -> Result<(), Error> {
         berth_sys::bpf::attach_cgroup_device_program(cgfd.as_fd(), prog.as_fd()).map_err(ferr)?;
     }
     Ok(())
+}
+
+/// Writes a control file; kernels without CFQ have `blkio.bfq.weight` (BFQ) instead of
+/// `blkio.weight`, and likewise for the per-device weights: use those when the plain file is absent.
+fn write_with_fallback(path: &Path, value: &str) -> Result<(), Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let alt = match name {
+        "blkio.weight" => Some("blkio.bfq.weight"),
+        "blkio.weight_device" => Some("blkio.bfq.weight_device"),
+        _ => None,
+    };
+    match alt {
+        Some(alt) if !path.exists() && path.with_file_name(alt).exists() => {
+            write(&path.with_file_name(alt), value)
+        }
+        Some(alt) if !path.exists() => Err(Error::Unavailable(
+            path.to_path_buf(),
+            format!("neither {name} nor {alt} exists: the I/O scheduler has no weights"),
+        )),
+        _ => write(path, value),
+    }
 }
 
 /// cgroup v2: every controller the root offers is enabled on the way down to the container's parent,
@@ -367,14 +388,14 @@ impl Cgroup {
     pub fn update(&self, r: &berth_spec::Resources) -> Result<(), Error> {
         if let Some((_, d)) = &self.v2 {
             for (f, v) in crate::v2::writes(r)? {
-                write(&d.join(f), &v)?;
+                write_with_fallback(&d.join(f), &v)?;
             }
             return Ok(());
         }
         let has = |c: &str| self.v1.iter().any(|d| d.controllers.iter().any(|x| x == c));
         for (ctrl, f, v) in crate::v1::writes(r, &has)? {
             if let Some(d) = self.v1.iter().find(|d| d.controllers.contains(&ctrl)) {
-                write(&d.dir.join(f), &v)?;
+                write_with_fallback(&d.dir.join(f), &v)?;
             }
         }
         Ok(())

@@ -40,6 +40,8 @@ pub enum Error {
     DeviceFilter(PathBuf, #[source] std::io::Error),
     #[error("cgroup {0}: the {1} controller is not available")]
     Controller(PathBuf, String),
+    #[error("{0}: {1}")]
+    Unavailable(PathBuf, String),
     #[error("freeze {0}: still {1} after 10 s")]
     Freeze(PathBuf, String),
 }
