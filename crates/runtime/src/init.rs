@@ -96,8 +96,12 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     if plan.namespaces.has(NsKind::User) {
         become_ns_root()?;
     }
-    // 2. The cgroup namespace is created now, so its root is the container's cgroup.
-    if plan.namespaces.creates(NsKind::Cgroup) {
+    // 2. A cgroup namespace is created once the init is in its cgroup, so that its root is the
+    //    container's cgroup, and before the mounts (a cgroup2 mount shows the namespace's root).
+    //    Without one, the cgroup join overlaps the rootfs work below.
+    let cgroupns = plan.namespaces.creates(NsKind::Cgroup);
+    if cgroupns {
+        expect(&a.sync, Msg::CgroupJoined, "the cgroup join")?;
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::CgroupNs)?;
     }
     // 3. The rootfs: propagation, mounts, devices.
@@ -106,6 +110,10 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     let in_userns = plan.namespaces.has(NsKind::User);
     rootfs::create_devices(plan, &a.rootfs, &root_fd, in_userns)?;
     drop(root_fd);
+    if !cgroupns {
+        // Nothing of the container's own may run before it is in its cgroup.
+        expect(&a.sync, Msg::CgroupJoined, "the cgroup join")?;
+    }
     // 4. Hooks: prestart and createRuntime run in the parent, createContainer here before pivot_root.
     if !plan.hooks.prestart.is_empty() || !plan.hooks.create_runtime.is_empty() {
         a.sync.send(&Msg::Hooks).map_err(InitError::Sync)?;

@@ -4,10 +4,12 @@
 //!  berth-runtime create (parent)                        container init (child, in the new namespaces)
 //!  ───────────────────────────                          ─────────────────────────────────────────────
 //!  clone3(namespace flags, CLONE_INTO_CGROUP) ───────▶  blocks reading the socket
-//!  writes /proc/PID/{setgroups,uid_map,gid_map}
-//!  adds PID to the cgroup (v1, or v2 without clone3)
-//!  ── Go ────────────────────────────────────────────▶  unshares the cgroup namespace, builds the rootfs
-//!                                                        (mounts, devices, /dev links)
+//!  writes /proc/PID/{uid_map,gid_map}
+//!  ── Go ────────────────────────────────────────────▶  builds the rootfs (mounts, devices, /dev links)
+//!  adds PID to the cgroup (v1, or v2 without            meanwhile: a v1 cgroup migration waits for
+//!  clone3), in parallel with the rootfs work            an RCU grace period, milliseconds
+//!  ── CgroupJoined ──────────────────────────────────▶  (awaited before the cgroup namespace is
+//!                                                        unshared, the hooks, and the exec)
 //!                                        ◀──────────── Hooks
 //!  runs prestart + createRuntime hooks (host side)
 //!  ── HooksDone ─────────────────────────────────────▶  runs createContainer hooks, pivot_root, masked
@@ -30,6 +32,7 @@ use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
     Go,
+    CgroupJoined,
     Hooks,
     HooksDone,
     Ready,
@@ -43,6 +46,7 @@ impl Msg {
     fn encode(&self) -> Vec<u8> {
         let (tag, body): (u8, String) = match self {
             Msg::Go => (b'G', String::new()),
+            Msg::CgroupJoined => (b'C', String::new()),
             Msg::Hooks => (b'H', String::new()),
             Msg::HooksDone => (b'h', String::new()),
             Msg::Ready => (b'R', String::new()),
@@ -63,6 +67,7 @@ impl Msg {
         let pid = || text.parse::<i32>().map_err(|_| bad());
         Ok(match tag {
             b'G' => Msg::Go,
+            b'C' => Msg::CgroupJoined,
             b'H' => Msg::Hooks,
             b'h' => Msg::HooksDone,
             b'R' => Msg::Ready,

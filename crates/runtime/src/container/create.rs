@@ -214,12 +214,14 @@ fn drive(
     undo: &Undo<'_>,
     in_cgroup: bool,
 ) -> Result<(), CreateError> {
+    // The init starts on its rootfs while the cgroup migration (slow on cgroup v1) happens.
+    sock.send(&Msg::Go).map_err(CreateError::Io)?;
     if !in_cgroup {
         if let Some(cg) = &undo.cgroup {
             cg.add_pid(st.pid).map_err(|e| CreateError::Cgroup(e.into()))?;
         }
     }
-    sock.send(&Msg::Go).map_err(CreateError::Io)?;
+    sock.send(&Msg::CgroupJoined).map_err(CreateError::Io)?;
     loop {
         match sock.recv().map_err(CreateError::Io)? {
             Some(Msg::Hooks) => {
