@@ -216,12 +216,18 @@ fn drive(
 ) -> Result<(), CreateError> {
     // The init starts on its rootfs while the cgroup migration (slow on cgroup v1) happens.
     sock.send(&Msg::Go).map_err(CreateError::Io)?;
-    if !in_cgroup {
-        if let Some(cg) = &undo.cgroup {
-            cg.add_pid(st.pid).map_err(|e| CreateError::Cgroup(e.into()))?;
-        }
+    let joined = match (&undo.cgroup, in_cgroup) {
+        (Some(cg), false) => cg.add_pid(st.pid).map_err(|e| CreateError::Cgroup(e.into())),
+        _ => Ok(()),
+    };
+    let sent = joined.and_then(|_| sock.send(&Msg::CgroupJoined).map_err(CreateError::Io));
+    if let Err(e) = sent {
+        // The init may have failed in the meantime: its own message says why.
+        return Err(match sock.recv() {
+            Ok(Some(Msg::Error(msg))) => CreateError::Init(msg),
+            _ => e,
+        });
     }
-    sock.send(&Msg::CgroupJoined).map_err(CreateError::Io)?;
     loop {
         match sock.recv().map_err(CreateError::Io)? {
             Some(Msg::Hooks) => {
