@@ -31,3 +31,18 @@ fn memory_limit_kills_an_allocator() {
     let c = Container::new(&e, &["alloc", "8"]);
     c.run().ok();
 }
+
+#[test]
+fn update_changes_the_pids_limit() {
+    let Some(e) = env() else { return };
+    let c = Container::new(&e, &["sleep", "60"]);
+    c.rt(&["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .ok();
+    c.rt(&["update", "--pids-limit", "7", &c.id]).ok();
+    let o = c.rt(&["exec", &c.id, "/bin/probe", "forkbomb", "50"]);
+    o.ok();
+    let forked: usize = o.get("forked").and_then(|v| v.parse().ok()).unwrap_or(999);
+    assert!(forked < 7, "forked {forked} under an updated pids.max of 7");
+    let bad = c.rt(&["update", "--memory", "lots", &c.id]);
+    assert_eq!(bad.code, 1);
+}

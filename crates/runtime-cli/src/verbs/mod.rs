@@ -12,6 +12,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use crate::args::{self, Flag, Parsed};
 use crate::{Failure, Globals};
@@ -42,11 +43,12 @@ const VERBS: &[&Verb] = &[
     &ps::VERB,
     &pause::PAUSE,
     &pause::RESUME,
+    &update::VERB,
     &features::VERB,
 ];
 
 /// runc verbs berth-runtime does not have.
-const UNSUPPORTED: &[&str] = &["checkpoint", "restore", "events", "update"];
+const UNSUPPORTED: &[&str] = &["checkpoint", "restore", "events"];
 
 pub fn dispatch(name: &str, argv: &[String], g: &Globals) -> Result<u8, Failure> {
     if UNSUPPORTED.contains(&name) {

@@ -223,6 +223,15 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     name.parse::<Signal>().ok().map(|s| s as i32)
 }
 
+/// `update`: new resource limits for a running (or created, or paused) container's cgroup.
+pub fn update(root: &Path, id: &str, resources: &berth_spec::Resources) -> Result<(), VerbError> {
+    let st = State::load(root, id)?;
+    if st.status(root) == Status::Stopped {
+        return Err(VerbError::NotRunning);
+    }
+    Ok(cgroup_of(&st)?.update(resources)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_signal;

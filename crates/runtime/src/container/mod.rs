@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use create::{create, load_spec, resolve_rootfs, write_pid_file};
 pub use exec::{exec, ExecOptions};
 pub use lifecycle::{
-    delete, kill, list, parse_signal as lifecycle_signal, pause, ps, resume, start, state, wait_exit,
+    delete, kill, list, parse_signal as lifecycle_signal, pause, ps, resume, start, state, update, wait_exit,
 };
 
 use crate::plan::PlanError;
