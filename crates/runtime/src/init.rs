@@ -140,26 +140,7 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     if let Some(console) = &a.console {
         procsetup::setup_console(console, p.console_size)?;
     }
-    procsetup::set_limits(p)?;
-    if let Some(mask) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    let cwd_early = nix::unistd::chdir(p.cwd.as_str());
-    procsetup::prepare_exec(a.preserve_fds)?;
-    if !p.no_new_privileges {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping caps.
-        load_seccomp(a)?;
-    }
-    procsetup::set_user_and_caps(p, setgroups_allowed())?;
-    if cwd_early.is_err() {
-        nix::unistd::chdir(p.cwd.as_str()).map_err(|e| ProcError::Cwd(p.cwd.clone(), e))?;
-    }
-    if p.no_new_privileges {
-        berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
-        load_seccomp(a)?;
-    }
-    let exe = procsetup::find_executable(&p.args[0], &p.env)?;
-    procsetup::set_apparmor(p.apparmor_profile.as_deref())?;
+    let exe = procsetup::prepare_process(p, a.seccomp.as_ref(), a.preserve_fds)?;
     // 8. Created: tell the parent, then wait for `start` to open the fifo.
     a.sync.send(&Msg::Ready).map_err(InitError::Sync)?;
     let fifo_path = format!("/proc/self/fd/{}", a.fifo.as_raw_fd());
@@ -188,23 +169,9 @@ fn late(e: InitError) -> InitError {
 fn become_ns_root() -> Result<(), InitError> {
     let root_gid = nix::unistd::Gid::from_raw(0);
     let root_uid = nix::unistd::Uid::from_raw(0);
-    if setgroups_allowed() {
+    if procsetup::setgroups_allowed() {
         nix::unistd::setgroups(&[]).map_err(InitError::NsRoot)?;
     }
     nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(InitError::NsRoot)?;
     nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(InitError::NsRoot)
-}
-
-fn load_seccomp(a: &InitArgs<'_>) -> Result<(), ProcError> {
-    if let Some(prog) = &a.seccomp {
-        prog.load().map_err(ProcError::Seccomp)?;
-    }
-    Ok(())
-}
-
-/// setgroups(2) is refused in a user namespace whose `setgroups` file says "deny".
-fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true)
 }

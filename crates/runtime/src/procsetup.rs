@@ -152,6 +152,52 @@ fn apply_caps(c: &CapSets, last: u8) -> Result<(), ProcError> {
     Ok(())
 }
 
+/// Everything between the namespaces and the exec, for the init and for `exec` alike: limits, umask,
+/// working directory, the program's path, AppArmor, descriptors and signals, then the seccomp filter
+/// and the user and capabilities in the order the kernel needs (without no_new_privs, loading a
+/// filter takes CAP_SYS_ADMIN, so it comes before the capabilities are dropped). Returns the path to
+/// exec.
+pub fn prepare_process(
+    p: &ProcessPlan,
+    seccomp: Option<&berth_seccomp::Program>,
+    preserve_fds: u32,
+) -> Result<PathBuf, ProcError> {
+    set_limits(p)?;
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    // As root first; if that is refused (a directory only the user may enter), again as the user.
+    let cwd_early = nix::unistd::chdir(p.cwd.as_str());
+    let exe = find_executable(&p.args[0], &p.env)?;
+    set_apparmor(p.apparmor_profile.as_deref())?;
+    prepare_exec(preserve_fds)?;
+    let load = || -> Result<(), ProcError> {
+        match seccomp {
+            Some(prog) => prog.load().map(|_| ()).map_err(ProcError::Seccomp),
+            None => Ok(()),
+        }
+    };
+    if !p.no_new_privileges {
+        load()?;
+    }
+    set_user_and_caps(p, setgroups_allowed())?;
+    if cwd_early.is_err() {
+        nix::unistd::chdir(p.cwd.as_str()).map_err(|e| ProcError::Cwd(p.cwd.clone(), e))?;
+    }
+    if p.no_new_privileges {
+        berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
+        load()?;
+    }
+    Ok(exe)
+}
+
+/// setgroups(2) is refused in a user namespace whose `setgroups` file says "deny".
+pub fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
 /// Whether the host runs AppArmor (the module is loaded and enabled).
 pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")

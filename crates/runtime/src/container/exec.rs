@@ -184,34 +184,7 @@ fn exec_child(
     if let Some(c) = console {
         procsetup::setup_console(c, p.console_size)?;
     }
-    procsetup::set_limits(p)?;
-    if let Some(mask) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    let cwd_early = nix::unistd::chdir(p.cwd.as_str());
-    procsetup::prepare_exec(o.preserve_fds)?;
-    let load = |prog: Option<&berth_seccomp::Program>| -> Result<(), ProcError> {
-        if let Some(prog) = prog {
-            prog.load().map_err(ProcError::Seccomp)?;
-        }
-        Ok(())
-    };
-    if !p.no_new_privileges {
-        load(seccomp)?;
-    }
-    let setgroups = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
-    procsetup::set_user_and_caps(p, setgroups)?;
-    if cwd_early.is_err() {
-        nix::unistd::chdir(p.cwd.as_str()).map_err(|e| ProcError::Cwd(p.cwd.clone(), e))?;
-    }
-    if p.no_new_privileges {
-        berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
-        load(seccomp)?;
-    }
-    let exe = procsetup::find_executable(&p.args[0], &p.env)?;
-    procsetup::set_apparmor(p.apparmor_profile.as_deref())?;
+    let exe = procsetup::prepare_process(p, seccomp, o.preserve_fds)?;
     sock.send(&Msg::Ready).map_err(|_| ChildError::Sync)?;
     Ok(procsetup::exec(&exe, p)?)
 }
