@@ -164,3 +164,30 @@ fn command_not_found() {
 fn root_path_escaping_the_bundle() {
     case(|c| c["root"]["path"] = json!("../.."), "root.path", true);
 }
+
+#[test]
+fn errors_reach_the_json_log() {
+    let Some(e) = env() else { return };
+    let mut c = Container::new(&e, &["sleep", "60"]);
+    c.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "bogus"}));
+    c.write_config();
+    let log = c.dir.join("runtime.log");
+    let o = c.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_eq!(o.code, 1);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or(Value::Null);
+    assert_eq!(line["level"], "error", "{text}");
+    assert!(line["msg"].as_str().unwrap_or("").contains("bogus"), "{text}");
+}

@@ -164,3 +164,26 @@ fn user_env_cwd_rlimits_umask() {
     c.write_config();
     assert_eq!(c.run().get("umask").as_deref(), Some("0027"));
 }
+
+#[test]
+fn time_namespace_offsets() {
+    let Some(e) = env() else { return };
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        eprintln!("skipped: this kernel has no time namespaces");
+        return;
+    }
+    let mut c = Container::new(&e, &["uptime"]);
+    c.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    c.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1_000_000, "nanosecs": 0}});
+    c.write_config();
+    let o = c.run();
+    o.ok();
+    let up: u64 = o.get("uptime").and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(
+        up >= 1_000_000,
+        "uptime {up} does not include the boottime offset"
+    );
+}

@@ -152,6 +152,18 @@ fn main() -> ExitCode {
                 out.push_str(&format!("env.{k}={v}\n"));
             }
         }
+        "uptime" => {
+            let up = fs::read_to_string("/proc/uptime").unwrap_or_default();
+            out = format!(
+                "uptime={}\n",
+                up.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .split('.')
+                    .next()
+                    .unwrap_or("")
+            );
+        }
         "cwd" => {
             out = format!(
                 "cwd={}\n",
