@@ -28,7 +28,9 @@ pub fn start(root: &Path, id: &str) -> Result<Vec<crate::hooks::HookError>, Verb
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo_path)
         .map_err(|e| VerbError::Fifo(fifo_path.clone(), e))?;
-    // The init writes one byte once it has the fifo open; until then a read sees EOF or EAGAIN.
+    // The init writes one byte once it has the fifo open. Wait for it, or for the init to die
+    // (its pidfd becomes readable), whichever comes first.
+    let pidfd = berth_sys::pidfd_open(st.pid).ok();
     let mut buf = [0u8; 8];
     loop {
         match fifo.read(&mut buf) {
@@ -40,7 +42,7 @@ pub fn start(root: &Path, id: &str) -> Result<Vec<crate::hooks::HookError>, Verb
         if !st.alive() {
             return Err(VerbError::StartStopped);
         }
-        std::thread::sleep(Duration::from_micros(200));
+        wait_readable(&fifo, pidfd.as_ref());
     }
     let _ = fs::remove_file(&fifo_path);
     st.started = true;
@@ -51,6 +53,18 @@ pub fn start(root: &Path, id: &str) -> Result<Vec<crate::hooks::HookError>, Verb
         &st.hooks.poststart,
         &json,
     ))
+}
+
+/// Sleeps until the fifo has data or the process behind `pidfd` exits (short timeout: a fifo that no
+/// writer has opened yet never reports end-of-file to poll).
+fn wait_readable(fifo: &fs::File, pidfd: Option<&std::os::fd::OwnedFd>) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = vec![PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+    if let Some(p) = pidfd {
+        fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+    }
+    let _ = poll(&mut fds, PollTimeout::from(5u8));
 }
 
 /// Sends `signal` to the init (through a pidfd, so a recycled pid is never hit), or to every process
