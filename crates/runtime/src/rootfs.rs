@@ -397,6 +397,9 @@ pub fn create_devices(
     if plan.dev_is_bind {
         return Ok(());
     }
+    if paths::resolve_in_root(rootfs, "/dev").ok().as_deref() != Some("/dev") {
+        return Ok(()); // /dev is a symlink in this image: leave it alone rather than write elsewhere.
+    }
     let mut links = vec![
         ("/proc/self/fd", "/dev/fd"),
         ("/proc/self/fd/0", "/dev/stdin"),
@@ -411,22 +414,14 @@ pub fn create_devices(
     }
     // /dev/ptmx points into the container's own devpts instance.
     let ptmx = paths::host_path(rootfs, "/dev/ptmx");
-    if fs::symlink_metadata(&ptmx).is_ok()
-        && paths::resolve_in_root(rootfs, "/dev").ok().as_deref() == Some("/dev")
-    {
+    if fs::symlink_metadata(&ptmx).is_ok() {
         let _ = fs::remove_file(&ptmx);
     }
     make_link(rootfs, "pts/ptmx", "/dev/ptmx")
 }
 
+/// Creates a /dev link (the caller checked that /dev is a real directory of the rootfs).
 fn make_link(rootfs: &Path, target: &str, link: &str) -> Result<(), RootfsError> {
-    let resolved = paths::resolve_in_root(rootfs, "/dev").map_err(|source| RootfsError::DeviceTarget {
-        path: link.into(),
-        source,
-    })?;
-    if resolved != "/dev" {
-        return Ok(()); // /dev is a symlink in this image: leave it alone rather than write elsewhere.
-    }
     match symlink(target, paths::host_path(rootfs, link)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
