@@ -140,7 +140,14 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     if let Some(console) = &a.console {
         procsetup::setup_console(console, p.console_size)?;
     }
-    let exe = procsetup::prepare_process(p, a.seccomp.as_ref(), a.preserve_fds)?;
+    let (exe, listener) = procsetup::prepare_process(p, a.seccomp.as_ref(), a.preserve_fds)?;
+    if let Some(fd) = &listener {
+        // The runtime forwards it to linux.seccomp.listenerPath, which this process cannot reach.
+        a.sync
+            .send_with_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(fd))
+            .map_err(InitError::Sync)?;
+    }
+    drop(listener);
     // 8. Created: tell the parent, then wait for `start` to open the fifo.
     a.sync.send(&Msg::Ready).map_err(InitError::Sync)?;
     let fifo_path = format!("/proc/self/fd/{}", a.fifo.as_raw_fd());

@@ -12,6 +12,7 @@ pub mod paths;
 pub mod plan;
 pub mod procsetup;
 pub mod rootfs;
+pub mod seccomp_listener;
 pub mod state;
 pub mod sync;
 

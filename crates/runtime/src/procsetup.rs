@@ -156,12 +156,12 @@ fn apply_caps(c: &CapSets, last: u8) -> Result<(), ProcError> {
 /// working directory, the program's path, AppArmor, descriptors and signals, then the seccomp filter
 /// and the user and capabilities in the order the kernel needs (without no_new_privs, loading a
 /// filter takes CAP_SYS_ADMIN, so it comes before the capabilities are dropped). Returns the path to
-/// exec.
+/// exec, and the seccomp notification descriptor when the filter has SCMP_ACT_NOTIFY rules.
 pub fn prepare_process(
     p: &ProcessPlan,
     seccomp: Option<&berth_seccomp::Program>,
     preserve_fds: u32,
-) -> Result<PathBuf, ProcError> {
+) -> Result<(PathBuf, Option<OwnedFd>), ProcError> {
     set_limits(p)?;
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -171,14 +171,15 @@ pub fn prepare_process(
     let exe = find_executable(&p.args[0], &p.env)?;
     set_apparmor(p.apparmor_profile.as_deref())?;
     prepare_exec(preserve_fds)?;
-    let load = || -> Result<(), ProcError> {
+    let load = || -> Result<Option<OwnedFd>, ProcError> {
         match seccomp {
-            Some(prog) => prog.load().map(|_| ()).map_err(ProcError::Seccomp),
-            None => Ok(()),
+            Some(prog) => prog.load().map_err(ProcError::Seccomp),
+            None => Ok(None),
         }
     };
+    let mut listener = None;
     if !p.no_new_privileges {
-        load()?;
+        listener = load()?;
     }
     set_user_and_caps(p, setgroups_allowed())?;
     if cwd_early.is_err() {
@@ -186,9 +187,9 @@ pub fn prepare_process(
     }
     if p.no_new_privileges {
         berth_sys::caps::set_no_new_privs().map_err(ProcError::NoNewPrivs)?;
-        load()?;
+        listener = load()?;
     }
-    Ok(exe)
+    Ok((exe, listener))
 }
 
 /// setgroups(2) is refused in a user namespace whose `setgroups` file says "deny".

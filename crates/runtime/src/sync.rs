@@ -39,6 +39,8 @@ pub enum Msg {
     MapIds(i32),
     MapsDone,
     Pid(i32),
+    /// Carries the seccomp notification descriptor (SCM_RIGHTS) for the listener.
+    SeccompFd,
     Error(String),
 }
 
@@ -53,6 +55,7 @@ impl Msg {
             Msg::MapIds(pid) => (b'M', pid.to_string()),
             Msg::MapsDone => (b'm', String::new()),
             Msg::Pid(pid) => (b'P', pid.to_string()),
+            Msg::SeccompFd => (b'S', String::new()),
             Msg::Error(e) => (b'E', e.clone()),
         };
         let mut v = vec![tag];
@@ -74,6 +77,7 @@ impl Msg {
             b'M' => Msg::MapIds(pid()?),
             b'm' => Msg::MapsDone,
             b'P' => Msg::Pid(pid()?),
+            b'S' => Msg::SeccompFd,
             b'E' => Msg::Error(text),
             _ => return Err(bad()),
         })
@@ -114,6 +118,24 @@ impl SyncSocket {
         }
     }
 
+    /// Sends `msg` with a descriptor attached.
+    pub fn send_with_fd(&self, msg: &Msg, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        berth_sys::send_fd(self.0.as_fd(), &msg.encode(), fd)
+    }
+
+    /// The next message and the descriptor that came with it, if any.
+    pub fn recv_with_fd(&self) -> io::Result<(Option<Msg>, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match berth_sys::recv_fd(self.0.as_fd(), &mut buf) {
+                Ok((0, _)) => return Ok((None, None)),
+                Ok((n, fd)) => return Msg::decode(&buf[..n]).map(|m| (Some(m), fd)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
     }
@@ -139,6 +161,11 @@ mod tests {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
+        let file = std::fs::File::open("/dev/null").unwrap();
+        a.send_with_fd(&Msg::SeccompFd, file.as_fd()).unwrap();
+        let (m, fd) = b.recv_with_fd().unwrap();
+        assert_eq!(m, Some(Msg::SeccompFd));
+        assert!(fd.is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

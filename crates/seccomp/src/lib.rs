@@ -199,10 +199,21 @@ pub fn compile(s: &Seccomp) -> Result<Program, Error> {
             }
         }
     }
-    if notify {
+    let has_listener = s.listener_path.as_deref().is_some_and(|p| !p.is_empty());
+    if notify && !has_listener {
         return Err(invalid(
-            "linux.seccomp".into(),
-            "SCMP_ACT_NOTIFY needs a seccomp listener, which berth-runtime does not support".into(),
+            "linux.seccomp.listenerPath".into(),
+            "SCMP_ACT_NOTIFY needs a listener path".into(),
+        ));
+    }
+    if notify {
+        // The kernel hands the notification descriptor back at load time, for the listener.
+        flags |= berth_sys::seccomp::FLAG_NEW_LISTENER;
+    }
+    if has_listener && !notify {
+        return Err(invalid(
+            "linux.seccomp.listenerPath".into(),
+            "set, but no rule uses SCMP_ACT_NOTIFY".into(),
         ));
     }
     Ok(Program {
@@ -267,11 +278,7 @@ pub fn library_version() -> Option<String> {
 
 /// The seccomp part of the OCI features document.
 pub fn features() -> serde_json::Value {
-    let mut actions: Vec<&str> = ACTIONS
-        .iter()
-        .copied()
-        .filter(|a| *a != "SCMP_ACT_NOTIFY")
-        .collect();
+    let mut actions: Vec<&str> = ACTIONS.iter().copied().filter(|a| !a.is_empty()).collect();
     actions.sort_unstable();
     actions.dedup();
     let flags: Vec<&str> = FLAGS.iter().map(|(n, _)| *n).collect();

@@ -187,3 +187,41 @@ fn time_namespace_offsets() {
         "uptime {up} does not include the boottime offset"
     );
 }
+
+#[test]
+fn seccomp_notify_descriptor_reaches_the_listener() {
+    let Some(e) = env() else { return };
+    if !e.is_berth() {
+        eprintln!(
+            "skipped for {}: runc 1.1 needs a newer libseccomp for listeners here",
+            e.kind
+        );
+        return;
+    }
+    let mut c = Container::new(&e, &["pid"]);
+    let sock = c.dir.join("listener.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let got = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().ok()?;
+        let mut buf = vec![0u8; 65536];
+        let (n, fd) = berth_sys::recv_fd(std::os::fd::AsFd::as_fd(&conn), &mut buf).ok()?;
+        Some((String::from_utf8_lossy(&buf[..n]).into_owned(), fd.is_some()))
+    });
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock.to_str().unwrap(),
+        "listenerMetadata": "probe-meta",
+        "syscalls": [{"names": ["mknodat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    c.write_config();
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.get("pid").as_deref(), Some("1"));
+    let (doc, had_fd) = got.join().unwrap().expect("the listener got nothing");
+    assert!(had_fd, "no descriptor attached");
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["fds"], json!(["seccompFd"]));
+    assert_eq!(v["metadata"], "probe-meta");
+    assert!(v["pid"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(v["state"]["id"], c.id.as_str());
+}

@@ -229,7 +229,22 @@ fn drive(
         });
     }
     loop {
-        match sock.recv().map_err(CreateError::Io)? {
+        let (msg, fd) = sock.recv_with_fd().map_err(CreateError::Io)?;
+        match msg {
+            Some(Msg::SeccompFd) => {
+                let (Some(fd), Some(s)) = (fd, st.seccomp.as_ref()) else {
+                    return Err(CreateError::Init(
+                        "a seccomp descriptor message without a descriptor".into(),
+                    ));
+                };
+                let path = s.listener_path.clone().unwrap_or_default();
+                let state = serde_json::json!({
+                    "ociVersion": st.oci_version, "id": st.id, "status": "creating", "pid": st.pid, "bundle": st.bundle,
+                    "annotations": st.annotations,
+                });
+                crate::seccomp_listener::forward(&path, s.listener_metadata.as_deref(), st.pid, state, &fd)
+                    .map_err(|source| CreateError::Listener { path, source })?;
+            }
             Some(Msg::Hooks) => {
                 let json = st.hook_json(Status::Creating);
                 let r = crate::hooks::run_all("prestart", &plan.hooks.prestart, &json)

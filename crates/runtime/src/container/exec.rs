@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_sys::Forked;
 use nix::sched::setns;
@@ -59,6 +59,12 @@ pub enum ExecError {
     Cgroup(#[from] crate::cgroup::Error),
     #[error("fork")]
     Fork(#[source] std::io::Error),
+    #[error("send the seccomp notification descriptor to {path}")]
+    Listener {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("exec failed: {0}")]
     Child(String),
     #[error(transparent)]
@@ -129,7 +135,12 @@ pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
                 cg.add_pid(pid).map_err(|e| undo(ExecError::Cgroup(e.into())))?;
             }
             parent.send(&Msg::Go).map_err(|e| undo(e.into()))?;
-            match parent.recv().map_err(|e| undo(e.into()))? {
+            let mut msg = parent.recv_with_fd().map_err(|e| undo(e.into()))?;
+            if let (Some(Msg::SeccompFd), Some(fd)) = &msg {
+                forward_listener(&st, pid, fd).map_err(&undo)?;
+                msg = parent.recv_with_fd().map_err(|e| undo(e.into()))?;
+            }
+            match msg.0 {
                 Some(Msg::Ready) | None => {}
                 Some(Msg::Error(e)) => {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -143,6 +154,25 @@ pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
             Ok(pid)
         }
     }
+}
+
+/// Sends the seccomp notification descriptor of an exec'd process to the container's listener.
+fn forward_listener(st: &State, pid: i32, fd: &std::os::fd::OwnedFd) -> Result<(), ExecError> {
+    let Some(s) = &st.seccomp else { return Ok(()) };
+    let Some(path) = s.listener_path.as_deref() else {
+        return Ok(());
+    };
+    crate::seccomp_listener::forward(
+        path,
+        s.listener_metadata.as_deref(),
+        pid,
+        st.oci_json(Path::new("/")),
+        fd,
+    )
+    .map_err(|source| ExecError::Listener {
+        path: path.to_string(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +214,12 @@ fn exec_child(
     if let Some(c) = console {
         procsetup::setup_console(c, p.console_size)?;
     }
-    let exe = procsetup::prepare_process(p, seccomp, o.preserve_fds)?;
+    let (exe, listener) = procsetup::prepare_process(p, seccomp, o.preserve_fds)?;
+    if let Some(fd) = &listener {
+        sock.send_with_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(fd))
+            .map_err(|_| ChildError::Sync)?;
+    }
+    drop(listener);
     sock.send(&Msg::Ready).map_err(|_| ChildError::Sync)?;
     Ok(procsetup::exec(&exe, p)?)
 }

@@ -103,6 +103,12 @@ pub enum CreateError {
     Hook(#[source] crate::hooks::HookError),
     #[error("container init: {0}")]
     Init(String),
+    #[error("send the seccomp notification descriptor to {path}")]
+    Listener {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("write pid file {path}")]
     PidFile {
         path: PathBuf,

@@ -251,15 +251,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), PlanError> {
         if l.intel_rdt.is_some() {
             return Err(unsupported("linux.intelRdt", "Intel RDT"));
         }
-        if l.seccomp
-            .as_ref()
-            .is_some_and(|s| s.listener_path.as_deref().is_some_and(|p| !p.is_empty()))
-        {
-            return Err(unsupported(
-                "linux.seccomp.listenerPath",
-                "a seccomp notify listener",
-            ));
-        }
     }
     Ok(())
 }
