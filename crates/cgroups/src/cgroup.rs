@@ -24,8 +24,6 @@ pub struct Cgroup {
     /// v2: (mount point, the container's directory).
     v2: Option<(PathBuf, PathBuf)>,
     v1: Vec<V1Dir>,
-    /// Hybrid hosts: the container's directory in the controller-less cgroup2 mount (best effort).
-    unified: Option<PathBuf>,
     /// Directories this cgroup created, parents first: only these are removed.
     created: Vec<PathBuf>,
 }
@@ -94,12 +92,6 @@ fn build(plan: &Plan, cg: &mut Cgroup) -> Result<(), Error> {
         mkdir_all(&d.dir, &mut cg.created)?;
         if d.controllers.iter().any(|c| c == "cpuset") {
             init_cpuset(&d.mountpoint, &d.dir)?;
-        }
-    }
-    if let Some(u) = cg.unified.clone() {
-        // The controller-less cgroup2 mount of a hybrid host is only for tracking: best effort.
-        if mkdir_all(&u, &mut cg.created).is_err() {
-            cg.unified = None;
         }
     }
     for (path, value) in &plan.writes {
@@ -183,16 +175,14 @@ impl Cgroup {
         Cgroup {
             v2: Some((mountpoint, dir)),
             v1: vec![],
-            unified: None,
             created: vec![],
         }
     }
 
-    pub(crate) fn new_v1(dirs: Vec<V1Dir>, unified: Option<PathBuf>) -> Cgroup {
+    pub(crate) fn new_v1(dirs: Vec<V1Dir>) -> Cgroup {
         Cgroup {
             v2: None,
             v1: dirs,
-            unified,
             created: vec![],
         }
     }
@@ -233,10 +223,14 @@ impl Cgroup {
         for d in self.dirs() {
             write(&d.join("cgroup.procs"), &pid.to_string())?;
         }
-        if let Some(u) = &self.unified {
-            let _ = write(&u.join("cgroup.procs"), &pid.to_string());
-        }
         Ok(())
+    }
+
+    /// cgroup v1: the `tasks` file of every hierarchy. A single-threaded process that writes "0"
+    /// (itself) there moves without taking the kernel's global threadgroup lock, which otherwise waits
+    /// for an RCU grace period (milliseconds) on every container start.
+    pub fn v1_task_files(&self) -> Vec<PathBuf> {
+        self.v1.iter().map(|d| d.dir.join("tasks")).collect()
     }
 
     /// The directory used to list processes and freeze: v2's, or the v1 freezer's (else pids', else any).
@@ -404,12 +398,7 @@ impl Cgroup {
     /// Removes the directories this cgroup created (sub-cgroups made inside them included), deepest
     /// first, retrying while the last processes leave. Missing directories are fine.
     pub fn destroy(&self) -> Result<(), Error> {
-        let mut leaves: Vec<PathBuf> = self
-            .dirs()
-            .iter()
-            .map(|p| p.to_path_buf())
-            .chain(self.unified.clone())
-            .collect();
+        let mut leaves: Vec<PathBuf> = self.dirs().iter().map(|p| p.to_path_buf()).collect();
         leaves.retain(|l| self.created.iter().any(|c| c == l));
         for l in &leaves {
             remove_tree(l)?;

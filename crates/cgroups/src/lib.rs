@@ -176,14 +176,11 @@ pub fn plan(
                     writes.push((d.dir.join(file), value));
                 }
             }
-            let unified_dir = match unified {
-                Some((mp, root, own)) => {
-                    Some(dir_of(mp, root, &cgroup_path(cgroups_path, id, own, systemd)?))
-                }
-                None => None,
-            };
+            // The controller-less cgroup2 mount of a hybrid host is not joined: nothing is accounted
+            // there, and a migration into it costs an RCU grace period on the start path.
+            let _ = unified;
             Ok(Plan {
-                cgroup: Cgroup::new_v1(dirs, unified_dir),
+                cgroup: Cgroup::new_v1(dirs),
                 writes,
                 device_rules: None,
             })

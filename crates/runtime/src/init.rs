@@ -24,6 +24,8 @@ pub enum InitError {
     Unexpected(Msg),
     #[error("{0}")]
     Parent(String),
+    #[error("join the container's cgroup")]
+    CgroupJoin(#[source] std::io::Error),
     #[error("unshare the cgroup namespace")]
     CgroupNs(#[source] nix::Error),
     #[error(transparent)]
@@ -61,6 +63,8 @@ pub struct InitArgs<'a> {
     pub hook_state: String,
     /// Join a new session keyring (runc's default; `--no-new-keyring` turns it off).
     pub new_keyring: bool,
+    /// cgroup v1: the container's `tasks` files, opened by the parent; the init moves itself.
+    pub cgroup_tasks: Vec<std::fs::File>,
 }
 
 /// Runs the init; never returns.
@@ -87,6 +91,9 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
     // 1. Wait for the parent: id maps written, cgroup joined. If the parent dies, the socket reads
     //    end-of-file and the init exits: an interrupted `create` leaves no process.
     expect(&a.sync, Msg::Go, "the go-ahead")?;
+    // 1a. cgroup v1: move into the container's cgroup. A thread moving itself skips the kernel's
+    //     global threadgroup lock (and its RCU grace period) that moving another process takes.
+    join_own_cgroup(&a.cgroup_tasks)?;
     if a.new_keyring {
         // Each container gets its own session keyring, so it never sees the host's keys.
         let _ = berth_sys::process::join_session_keyring(&format!("_ses.{}", plan.id));
@@ -171,6 +178,14 @@ fn init(a: &InitArgs<'_>) -> Result<std::convert::Infallible, InitError> {
 fn late(e: InitError) -> InitError {
     eprintln!("berth-runtime: {}", crate::error_chain(&e));
     e
+}
+
+/// Writes "0" (the calling thread) to every pre-opened cgroup `tasks` file.
+pub fn join_own_cgroup(tasks: &[std::fs::File]) -> Result<(), InitError> {
+    for f in tasks {
+        (&*f).write_all(b"0").map_err(InitError::CgroupJoin)?;
+    }
+    Ok(())
 }
 
 fn become_ns_root() -> Result<(), InitError> {

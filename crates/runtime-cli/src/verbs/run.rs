@@ -60,7 +60,9 @@ fn run(p: &Parsed, g: &Globals) -> Result<u8, Failure> {
         berth_sys::process::set_child_subreaper().map_err(|e| Failure::new(format!("set subreaper: {e}")))?;
     }
     let signals = console::block_signals().map_err(|e| Failure::new(format!("block signals: {e}")))?;
+    let t0 = std::time::Instant::now();
     let pid = container::create(&o)?;
+    g.log.debug(&format!("run: created in {:?}", t0.elapsed()));
     let master = match &listener {
         Some(l) => match l.receive() {
             Ok(m) => Some(m),
@@ -75,11 +77,14 @@ fn run(p: &Parsed, g: &Globals) -> Result<u8, Failure> {
         let _ = container::delete(&g.root, &o.id, true);
         return Err(f);
     }
+    g.log.debug(&format!("run: started at {:?}", t0.elapsed()));
     let code = console::wait_foreground(pid, &signals, master)
         .map_err(|e| Failure::new(format!("wait for the container: {e}")))?;
+    g.log.debug(&format!("run: exited at {:?}", t0.elapsed()));
     if !p.has("keep") {
         container::delete(&g.root, &o.id, true)?;
     }
+    g.log.debug(&format!("run: deleted at {:?}", t0.elapsed()));
     Ok(code.clamp(0, 255) as u8)
 }
 

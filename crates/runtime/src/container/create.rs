@@ -134,6 +134,8 @@ pub fn create(o: &CreateOptions) -> Result<i32, CreateError> {
     let cg = cg_plan.create().map_err(CreateError::Cgroup)?;
     let cg_mount = cgroup::mount_info(&cg, plan.namespaces.creates(NsKind::Cgroup));
     let cg_fd = cg.open_v2_dir().ok().flatten();
+    let cgroup_tasks = open_task_files(&cg)?;
+    let init_joins = !cgroup_tasks.is_empty();
     undo.cgroup = Some(cg);
     let console = match &o.console_socket {
         Some(p) if plan.process.terminal => {
@@ -177,6 +179,7 @@ pub fn create(o: &CreateOptions) -> Result<i32, CreateError> {
         preserve_fds: o.preserve_fds,
         hook_state: st.hook_json(Status::Creating),
         new_keyring: !o.no_new_keyring,
+        cgroup_tasks,
     };
     let spawned = spawn::spawn_init(
         &plan,
@@ -188,13 +191,32 @@ pub fn create(o: &CreateOptions) -> Result<i32, CreateError> {
     let pid = spawned.pid;
     st.pid = pid;
     st.pid_start = state::proc_stat(pid).map(|(_, s)| s).unwrap_or(0);
-    drive(&plan, &parent_sock, &mut st, &undo, spawned.in_cgroup)?;
+    drive(
+        &plan,
+        &parent_sock,
+        &mut st,
+        &undo,
+        spawned.in_cgroup || init_joins,
+    )?;
     st.save(&o.root)?;
     if let Some(pf) = &o.pid_file {
         write_pid_file(pf, pid)?;
     }
     undo.armed = false;
     Ok(pid)
+}
+
+/// cgroup v1: the container's `tasks` files, opened for the init to write itself into.
+pub(crate) fn open_task_files(cg: &cgroup::Cgroup) -> Result<Vec<fs::File>, CreateError> {
+    cg.v1_task_files()
+        .into_iter()
+        .map(|p| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|source| CreateError::Tasks { path: p, source })
+        })
+        .collect()
 }
 
 /// runc's rules on terminals and console sockets.

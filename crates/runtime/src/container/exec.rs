@@ -110,11 +110,16 @@ pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
         _ => None,
     };
     let cg = st.cgroup.as_ref().map(crate::cgroup::from_json).transpose()?;
+    // cgroup v1: the child writes itself into the cgroup (fast); v2: the parent adds it.
+    let tasks = match &cg {
+        Some(cg) => super::open_task_files(cg)?,
+        None => vec![],
+    };
     let (parent, child) = SyncSocket::pair()?;
     match berth_sys::fork().map_err(ExecError::Fork)? {
         Forked::Child => {
             let _ = nix::unistd::close(parent.fd().as_raw_fd());
-            let err = match exec_child(o, &child, &ns, console.as_ref(), seccomp.as_ref()) {
+            let err = match exec_child(o, &child, &ns, &tasks, console.as_ref(), seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -131,7 +136,7 @@ pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 e
             };
-            if let Some(cg) = &cg {
+            if let (Some(cg), true) = (&cg, tasks.is_empty()) {
                 cg.add_pid(pid).map_err(|e| undo(ExecError::Cgroup(e.into())))?;
             }
             parent.send(&Msg::Go).map_err(|e| undo(e.into()))?;
@@ -179,6 +184,8 @@ fn forward_listener(st: &State, pid: i32, fd: &std::os::fd::OwnedFd) -> Result<(
 enum ChildError {
     #[error("wait for the parent")]
     Sync,
+    #[error("join the container's cgroup")]
+    Cgroup,
     #[error("join {0} namespace")]
     Join(&'static str, #[source] nix::Error),
     #[error(transparent)]
@@ -189,12 +196,16 @@ fn exec_child(
     o: &ExecOptions,
     sock: &SyncSocket,
     ns: &[(NsKind, File)],
+    tasks: &[File],
     console: Option<&OwnedFd>,
     seccomp: Option<&berth_seccomp::Program>,
 ) -> Result<std::convert::Infallible, ChildError> {
     if sock.recv().ok().flatten() != Some(Msg::Go) {
         return Err(ChildError::Sync);
     }
+    // Into the container's cgroup before joining anything (the user namespace would take away the
+    // right to write the host's cgroup files).
+    crate::init::join_own_cgroup(tasks).map_err(|_| ChildError::Cgroup)?;
     // User namespace first (it grants the rights to join the others), the mount namespace last.
     let order = [
         NsKind::User,

@@ -9,6 +9,7 @@ mod spawn;
 use std::io;
 use std::path::PathBuf;
 
+pub(crate) use create::open_task_files;
 pub use create::{create, load_spec, resolve_rootfs, write_pid_file};
 pub use exec::{exec, ExecOptions};
 pub use lifecycle::{
@@ -106,6 +107,12 @@ pub enum CreateError {
     #[error("send the seccomp notification descriptor to {path}")]
     Listener {
         path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("open {path}")]
+    Tasks {
+        path: PathBuf,
         #[source]
         source: io::Error,
     },
