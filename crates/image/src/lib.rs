@@ -1,0 +1,11 @@
+//! berth's image store (the pieces that need no daemon): content digests, image references with
+//! docker's normalization rules, and the content-addressed blob store with verified, resumable
+//! ingest. Manifests, unpacking and snapshots build on these.
+
+pub mod content;
+pub mod digest;
+pub mod reference;
+
+pub use content::{ContentError, Store, Writer};
+pub use digest::{Digest, DigestError};
+pub use reference::{Reference, ReferenceError};
