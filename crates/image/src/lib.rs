@@ -4,8 +4,12 @@
 
 pub mod content;
 pub mod digest;
+pub mod manifest;
+pub mod platform;
 pub mod reference;
 
 pub use content::{ContentError, Store, Writer};
 pub use digest::{Digest, DigestError};
+pub use manifest::{Descriptor, ImageConfig, Index, Manifest, ManifestError};
+pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};
