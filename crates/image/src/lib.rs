@@ -4,6 +4,7 @@
 
 pub mod content;
 pub mod digest;
+pub mod layerpath;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
