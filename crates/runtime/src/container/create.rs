@@ -19,6 +19,9 @@ use crate::plan::{self, NsKind, Plan};
 use crate::state::{self, State, Status};
 use crate::sync::{Msg, SyncSocket};
 
+/// The compiled seccomp filters, under the state root (a container id cannot start with a dot).
+pub(crate) const SECCOMP_CACHE: &str = ".seccomp-cache";
+
 /// Removes what a failed `create` made, in reverse order.
 pub(crate) struct Undo<'a> {
     pub root: &'a Path,
@@ -97,7 +100,10 @@ pub fn create(o: &CreateOptions) -> Result<i32, CreateError> {
     let rootfs = resolve_rootfs(&bundle, &plan.root_path)?;
     let linux = spec.linux.clone().unwrap_or_default();
     let seccomp = match &linux.seccomp {
-        Some(s) => Some(berth_seccomp::compile(s).map_err(CreateError::Seccomp)?),
+        Some(s) => Some(
+            berth_seccomp::compile_cached(s, Some(&o.root.join(SECCOMP_CACHE)))
+                .map_err(CreateError::Seccomp)?,
+        ),
         None => None,
     };
     check_console(&plan, o)?;

@@ -80,7 +80,10 @@ pub fn exec(o: &ExecOptions) -> Result<i32, ExecError> {
         _ => {}
     }
     let seccomp = match &st.seccomp {
-        Some(s) => Some(berth_seccomp::compile(s).map_err(ExecError::Seccomp)?),
+        Some(s) => Some(
+            berth_seccomp::compile_cached(s, Some(&o.root.join(super::create::SECCOMP_CACHE)))
+                .map_err(ExecError::Seccomp)?,
+        ),
         None => None,
     };
     // Every namespace the container has of its own, opened through its init.
