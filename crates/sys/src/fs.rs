@@ -126,3 +126,24 @@ pub fn statfs_type(path: &std::path::Path) -> io::Result<i64> {
         Ok(buf.f_type)
     }
 }
+
+/// `fsetxattr(2)`: sets extended attribute `name` on the open file `fd`.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> io::Result<()> {
+    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `cname` is NUL-terminated and `value` a valid buffer of the given length; both outlive
+    // the call.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
