@@ -40,8 +40,8 @@ pub enum UnpackError {
     Read(#[source] io::Error),
     #[error("the layer is larger than the limit of {0} bytes uncompressed")]
     TooLarge(u64),
-    #[error("zstd-compressed layers are not supported yet")]
-    Zstd,
+    #[error("start the zstd decoder")]
+    Zstd(#[source] io::Error),
 }
 
 /// How whiteouts are applied.
@@ -114,7 +114,7 @@ pub fn apply(
     let stream: Box<dyn Read> = match compression {
         Compression::None => Box::new(blob),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
-        Compression::Zstd => return Err(UnpackError::Zstd),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob).map_err(UnpackError::Zstd)?),
     };
     let mut hashing = Hashing {
         inner: stream,

@@ -98,7 +98,7 @@ fn files_dirs_links_modes_and_the_diff_id() {
 }
 
 #[test]
-fn gzip_layers() {
+fn gzip_and_zstd_layers() {
     let t = tempfile::tempdir().unwrap();
     let data = tar_of(|b| file(b, "a", b"hello", 0o644));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -116,10 +116,25 @@ fn gzip_layers() {
         Digest::of(&data),
         "the diff ID is of the uncompressed stream"
     );
-    assert!(matches!(
-        apply(&blob[..], Compression::Zstd, t.path(), &Options::default()),
-        Err(UnpackError::Zstd)
-    ));
+    let z = zstd::stream::encode_all(&data[..], 3).unwrap();
+    let zt = tempfile::tempdir().unwrap();
+    let got = apply(
+        &z[..],
+        Compression::Zstd,
+        zt.path(),
+        &as_caller(&Options::default()),
+    )
+    .unwrap();
+    assert_eq!(got.diff_id, Digest::of(&data));
+    assert_eq!(fs::read_to_string(zt.path().join("a")).unwrap(), "hello");
+    // Garbage is an error, not a panic.
+    assert!(apply(
+        &b"not zstd at all"[..],
+        Compression::Zstd,
+        zt.path(),
+        &Options::default()
+    )
+    .is_err());
 }
 
 #[test]
