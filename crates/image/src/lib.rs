@@ -8,6 +8,7 @@ pub mod layerpath;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+pub mod snapshot;
 pub mod unpack;
 
 pub use content::{ContentError, Store, Writer};
