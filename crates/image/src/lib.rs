@@ -6,6 +6,7 @@ pub mod content;
 pub mod digest;
 pub mod layerpath;
 pub mod manifest;
+pub mod meta;
 pub mod platform;
 pub mod reference;
 pub mod snapshot;
