@@ -2,6 +2,7 @@
 //! docker's normalization rules, and the content-addressed blob store with verified, resumable
 //! ingest. Manifests, unpacking and snapshots build on these.
 
+pub mod builder;
 pub mod content;
 pub mod digest;
 pub mod layerpath;
