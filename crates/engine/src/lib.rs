@@ -1,0 +1,1 @@
+//! berthd's services, independent of the HTTP API that exposes them.
