@@ -13,6 +13,23 @@ use crate::digest::Digest;
 use crate::manifest::{self, Parsed};
 
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+/// Images that lost their last name (a tag moved away): image ID (config hex) -> record.
+const DANGLING: TableDefinition<&str, &[u8]> = TableDefinition::new("dangling");
+/// Leases: blobs and layers an operation in progress needs kept (lease id -> JSON [`Lease`]).
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+/// Unpacked layers: chain ID hex -> uncompressed size in bytes.
+const LAYERS: TableDefinition<&str, u64> = TableDefinition::new("layers");
+
+/// How long a lease protects its blobs when its holder never removes it (a daemon killed mid-pull).
+pub const LEASE_TTL_SECS: u64 = 24 * 3600;
+
+/// What an operation in progress holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub digests: Vec<Digest>,
+    /// Seconds since the epoch when the lease was taken.
+    pub taken: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -53,11 +70,15 @@ impl MetaStore {
         let database = Database::create(path).map_err(dberr)?;
         let tx = database.begin_write().map_err(dberr)?;
         tx.open_table(IMAGES).map_err(dberr)?;
+        tx.open_table(DANGLING).map_err(dberr)?;
+        tx.open_table(LEASES).map_err(dberr)?;
+        tx.open_table(LAYERS).map_err(dberr)?;
         tx.commit().map_err(dberr)?;
         Ok(MetaStore { db: database })
     }
 
-    /// Sets (or moves) `name`.
+    /// Sets (or moves) `name`. An image that loses its last name this way is kept as dangling (as
+    /// docker keeps `<none>:<none>` images); an image that gets a name is no longer dangling.
     pub fn put(&self, name: &str, rec: &ImageRecord) -> Result<(), MetaError> {
         let bytes = serde_json::to_vec(rec).map_err(|source| MetaError::Record {
             name: name.into(),
@@ -66,7 +87,155 @@ impl MetaStore {
         let tx = self.db.begin_write().map_err(dberr)?;
         {
             let mut t = tx.open_table(IMAGES).map_err(dberr)?;
-            t.insert(name, bytes.as_slice()).map_err(dberr)?;
+            let old = t
+                .insert(name, bytes.as_slice())
+                .map_err(dberr)?
+                .map(|v| v.value().to_vec());
+            let mut d = tx.open_table(DANGLING).map_err(dberr)?;
+            d.remove(rec.config.hex()).map_err(dberr)?;
+            if let Some(old) = old {
+                let old: ImageRecord = serde_json::from_slice(&old).map_err(|source| MetaError::Record {
+                    name: name.into(),
+                    source,
+                })?;
+                if old.config != rec.config {
+                    let mut still_named = false;
+                    for item in t.iter().map_err(dberr)? {
+                        let (_, v) = item.map_err(dberr)?;
+                        if let Ok(r) = serde_json::from_slice::<ImageRecord>(v.value()) {
+                            if r.config == old.config {
+                                still_named = true;
+                                break;
+                            }
+                        }
+                    }
+                    if !still_named {
+                        let ob = serde_json::to_vec(&old).map_err(|source| MetaError::Record {
+                            name: name.into(),
+                            source,
+                        })?;
+                        d.insert(old.config.hex(), ob.as_slice()).map_err(dberr)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// Images without a name, by image ID.
+    pub fn dangling(&self) -> Result<Vec<ImageRecord>, MetaError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(DANGLING).map_err(dberr)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|source| MetaError::Record {
+                    name: k.value().to_string(),
+                    source,
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Keeps `rec` as a dangling image (its last name was removed but the image must stay).
+    pub fn put_dangling(&self, rec: &ImageRecord) -> Result<(), MetaError> {
+        let bytes = serde_json::to_vec(rec).map_err(|source| MetaError::Record {
+            name: rec.config.to_string(),
+            source,
+        })?;
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut d = tx.open_table(DANGLING).map_err(dberr)?;
+            d.insert(rec.config.hex(), bytes.as_slice()).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// Forgets a dangling image; whether it was one.
+    pub fn remove_dangling(&self, config: &Digest) -> Result<bool, MetaError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        let existed = {
+            let mut d = tx.open_table(DANGLING).map_err(dberr)?;
+            let r = d.remove(config.hex()).map_err(dberr)?;
+            r.is_some()
+        };
+        tx.commit().map_err(dberr)?;
+        Ok(existed)
+    }
+
+    /// Takes (or replaces) lease `id` on `digests`.
+    pub fn lease(&self, id: &str, digests: &[Digest]) -> Result<(), MetaError> {
+        let lease = Lease {
+            digests: digests.to_vec(),
+            taken: now_secs(),
+        };
+        let bytes = serde_json::to_vec(&lease).map_err(|source| MetaError::Record {
+            name: id.into(),
+            source,
+        })?;
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(LEASES).map_err(dberr)?;
+            t.insert(id, bytes.as_slice()).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    pub fn release(&self, id: &str) -> Result<(), MetaError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(LEASES).map_err(dberr)?;
+            t.remove(id).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// The digests of leases younger than [`LEASE_TTL_SECS`]; older ones are dropped.
+    pub fn leased(&self) -> Result<BTreeSet<Digest>, MetaError> {
+        let now = now_secs();
+        let tx = self.db.begin_write().map_err(dberr)?;
+        let mut out = BTreeSet::new();
+        {
+            let mut t = tx.open_table(LEASES).map_err(dberr)?;
+            let mut expired = Vec::new();
+            for item in t.iter().map_err(dberr)? {
+                let (k, v) = item.map_err(dberr)?;
+                match serde_json::from_slice::<Lease>(v.value()) {
+                    Ok(l) if now.saturating_sub(l.taken) < LEASE_TTL_SECS => out.extend(l.digests),
+                    _ => expired.push(k.value().to_string()),
+                }
+            }
+            for k in expired {
+                t.remove(k.as_str()).map_err(dberr)?;
+            }
+        }
+        tx.commit().map_err(dberr)?;
+        Ok(out)
+    }
+
+    /// Records an unpacked layer's uncompressed size.
+    pub fn set_layer_size(&self, chain: &Digest, size: u64) -> Result<(), MetaError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(LAYERS).map_err(dberr)?;
+            t.insert(chain.hex(), size).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    pub fn layer_size(&self, chain: &Digest) -> Result<Option<u64>, MetaError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(LAYERS).map_err(dberr)?;
+        Ok(t.get(chain.hex()).map_err(dberr)?.map(|v| v.value()))
+    }
+
+    pub fn forget_layer(&self, chain: &Digest) -> Result<(), MetaError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(LAYERS).map_err(dberr)?;
+            t.remove(chain.hex()).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)
     }
@@ -122,6 +291,10 @@ impl MetaStore {
         for (_, rec) in self.list()? {
             todo.extend([rec.target, rec.manifest, rec.config]);
         }
+        for rec in self.dangling()? {
+            todo.extend([rec.target, rec.manifest, rec.config]);
+        }
+        todo.extend(self.leased()?);
         while let Some(d) = todo.pop() {
             if !keep.insert(d.clone()) {
                 continue;
@@ -139,9 +312,7 @@ impl MetaStore {
         Ok(keep)
     }
 
-    /// Deletes every blob no name reaches; returns what was removed. Blobs of a pull that has not set
-    /// its name yet are not protected (leases are not implemented yet): the caller must not run this
-    /// while a pull is in progress.
+    /// Deletes every blob no name, dangling image or live lease reaches; returns what was removed.
     pub fn gc(&self, store: &Store) -> Result<Vec<Digest>, MetaError> {
         let keep = self.referenced(store)?;
         let mut removed = Vec::new();
@@ -153,6 +324,13 @@ impl MetaStore {
         }
         Ok(removed)
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -216,5 +394,40 @@ mod tests {
         want.sort();
         assert_eq!(gone, want);
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn moved_names_leave_dangling_images_and_leases_protect_blobs() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("content")).unwrap();
+        let meta = MetaStore::open(&t.path().join("meta.db")).unwrap();
+        let rec = |c: &Digest| ImageRecord {
+            target: c.clone(),
+            media_type: media::OCI_MANIFEST.into(),
+            manifest: c.clone(),
+            config: c.clone(),
+            created: String::new(),
+        };
+        let one = store.write_all(b"one", None).unwrap();
+        let two = store.write_all(b"two", None).unwrap();
+        meta.put("x:latest", &rec(&one)).unwrap();
+        meta.put("x:v1", &rec(&one)).unwrap();
+        meta.put("x:latest", &rec(&two)).unwrap();
+        assert!(meta.dangling().unwrap().is_empty(), "one is still named x:v1");
+        meta.put("x:v1", &rec(&two)).unwrap();
+        assert_eq!(meta.dangling().unwrap(), vec![rec(&one)]);
+        assert!(meta.gc(&store).unwrap().is_empty(), "dangling images are kept");
+        meta.put("y:latest", &rec(&one)).unwrap();
+        assert!(meta.dangling().unwrap().is_empty(), "named again");
+        let leased = store.write_all(b"in flight", None).unwrap();
+        meta.lease("pull-1", std::slice::from_ref(&leased)).unwrap();
+        assert!(meta.gc(&store).unwrap().is_empty());
+        meta.release("pull-1").unwrap();
+        assert_eq!(meta.gc(&store).unwrap(), vec![leased]);
+        let chain = Digest::of(b"chain");
+        meta.set_layer_size(&chain, 42).unwrap();
+        assert_eq!(meta.layer_size(&chain).unwrap(), Some(42));
+        meta.forget_layer(&chain).unwrap();
+        assert_eq!(meta.layer_size(&chain).unwrap(), None);
     }
 }

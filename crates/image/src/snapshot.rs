@@ -25,6 +25,8 @@ pub enum SnapshotError {
         #[source]
         source: UnpackError,
     },
+    #[error("layer {chain}: {message}")]
+    Check { chain: Digest, message: String },
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -83,16 +85,33 @@ impl Snapshotter {
         compression: Compression,
         opts: &Options,
     ) -> Result<Option<Applied>, SnapshotError> {
+        self.unpack_checked(chain, blob, compression, opts, |_, _| Ok(()))
+    }
+
+    /// [`Snapshotter::unpack`], with `check` run on the result before the layer is published: the
+    /// place to compare the diff ID with the image config's and to verify the compressed stream's
+    /// digest. A check that fails removes the unpacked directory.
+    pub fn unpack_checked<R: Read>(
+        &self,
+        chain: &Digest,
+        mut blob: R,
+        compression: Compression,
+        opts: &Options,
+        check: impl FnOnce(&Applied, &mut R) -> Result<(), String>,
+    ) -> Result<Option<Applied>, SnapshotError> {
         if self.has_layer(chain) {
             return Ok(None);
         }
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{}-{}", chain.hex(), std::process::id()));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}-{}",
+            chain.hex(),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
-        let applied = match unpack::apply(blob, compression, &tmp, opts) {
+        let applied = match unpack::apply(&mut blob, compression, &tmp, opts) {
             Ok(a) => a,
             Err(source) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -102,6 +121,13 @@ impl Snapshotter {
                 });
             }
         };
+        if let Err(message) = check(&applied, &mut blob) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(SnapshotError::Check {
+                chain: chain.clone(),
+                message,
+            });
+        }
         let dest = self.layer_dir(chain);
         match fs::rename(&tmp, &dest) {
             Ok(()) => Ok(Some(applied)),
@@ -115,6 +141,32 @@ impl Snapshotter {
                 Err(io_err("publish", &dest)(e))
             }
         }
+    }
+
+    /// Removes what interrupted unpacks left (call when no unpack is running, e.g. at start).
+    pub fn clean_tmp(&self) {
+        let tmp = self.root.join("tmp");
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// The chain IDs of the unpacked layers.
+    pub fn layers(&self) -> Vec<Digest> {
+        fs::read_dir(self.root.join("layers"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| format!("sha256:{}", e.file_name().to_string_lossy()).parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The directory of an unpacked layer.
+    pub fn layer_path(&self, chain: &Digest) -> PathBuf {
+        self.layer_dir(chain)
     }
 
     /// Prepares container `key` on the layer stack `chain_ids` (bottom first): creates its upper and

@@ -3,4 +3,8 @@
 //! (`WWW-Authenticate`) is read, and where credentials come from (`~/.docker/config.json`).
 
 pub mod auth;
+pub mod client;
 pub mod endpoint;
+
+pub use auth::Credentials;
+pub use client::{Client, Fetched, RegistryError, Repo};
