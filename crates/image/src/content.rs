@@ -212,6 +212,11 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// The ingest key this writer was opened with.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Bytes already ingested (where a download resumes).
     pub fn offset(&self) -> u64 {
         self.offset

@@ -144,7 +144,7 @@ impl Client {
             name: reference.path().to_string(),
             creds,
             actions: if push { "pull,push" } else { "pull" },
-            authorization: Mutex::new(None),
+            authorization: Default::default(),
         }
     }
 
@@ -235,7 +235,8 @@ pub struct Fetched {
     pub digest: Digest,
 }
 
-/// A session with one repository of one registry.
+/// A session with one repository of one registry (clones share the authorization).
+#[derive(Clone)]
 pub struct Repo {
     http: reqwest::Client,
     endpoint: Endpoint,
@@ -243,7 +244,7 @@ pub struct Repo {
     creds: Option<Credentials>,
     actions: &'static str,
     /// The `Authorization` value that worked last (a Bearer token or Basic).
-    authorization: Mutex<Option<String>>,
+    authorization: std::sync::Arc<Mutex<Option<String>>>,
 }
 
 impl Repo {
@@ -418,6 +419,42 @@ impl Repo {
             return Err(status_error(resp).await);
         }
         Ok(resp)
+    }
+
+    /// The repository's tags (`GET /v2/<name>/tags/list`, following `Link` pages).
+    pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = format!("{}/v2/{}/tags/list", self.endpoint.base(), self.name);
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let resp = self.send(Method::GET, &url, HeaderMap::new(), || None).await?;
+            if !resp.status().is_success() {
+                return Err(status_error(resp).await);
+            }
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split(';').next())
+                .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_string());
+            let base = resp.url().clone();
+            let body = read_limited(resp, &url, MAX_MANIFEST, "tag list").await?;
+            let list: List = serde_json::from_slice(&body).map_err(|e| RegistryError::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                message: format!("bad tag list: {e}"),
+            })?;
+            out.extend(list.tags.unwrap_or_default());
+            match next.and_then(|n| base.join(&n).ok()) {
+                Some(n) => url = n.to_string(),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the repository has blob `digest` (`HEAD`).

@@ -1,0 +1,395 @@
+//! berthd's settings: flags as dockerd's, and daemon.json (`--config-file`, default
+//! /etc/berth/daemon.json when it exists). A setting given both ways is refused, as dockerd refuses it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub hosts: Vec<Listen>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub insecure_registries: Vec<String>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+    pub debug: bool,
+    pub group: String,
+}
+
+pub enum Parsed {
+    Run(Config),
+    Exit(i32),
+}
+
+const USAGE: &str = "Usage:\tberthd [OPTIONS]
+
+A self-sufficient runtime for containers: the berth daemon (Docker Engine API).
+
+Options:
+      --config-file string                    Daemon configuration file (default \"/etc/berth/daemon.json\")
+      --data-root string                      Root directory of persistent berth state (default \"/var/lib/berth\")
+  -D, --debug                                 Enable debug mode
+      --exec-root string                      Root directory for execution state files (default \"/run/berth\")
+  -G, --group string                          Group for the unix socket (default \"berth\")
+  -H, --host list                             Daemon socket(s) to connect to (default unix:///run/berth/berth.sock)
+      --insecure-registry list                Enable insecure registry communication
+      --max-concurrent-downloads int          Set the max concurrent downloads (default 3)
+      --max-concurrent-uploads int            Set the max concurrent uploads (default 5)
+  -p, --pidfile string                        Path to use for daemon PID file (default \"<exec-root>/berthd.pid\")
+  -v, --version                               Print version information and quit
+  -h, --help                                  Print usage
+";
+
+pub fn parse_host(h: &str) -> Result<Listen, String> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        let p = if p.is_empty() { DEFAULT_SOCKET } else { p };
+        if !p.starts_with('/') {
+            return Err(format!("invalid host {h:?}: the socket path must be absolute"));
+        }
+        return Ok(Listen::Unix(PathBuf::from(p)));
+    }
+    if let Some(a) = h.strip_prefix("tcp://") {
+        let a = a.trim_end_matches('/');
+        let a = if a.starts_with(':') {
+            format!("127.0.0.1{a}")
+        } else {
+            a.to_string()
+        };
+        return a
+            .parse::<SocketAddr>()
+            .map(Listen::Tcp)
+            .map_err(|_| format!("invalid host {h:?}: expected tcp://IP:PORT"));
+    }
+    if h.starts_with('/') {
+        return Ok(Listen::Unix(PathBuf::from(h)));
+    }
+    Err(format!(
+        "invalid host {h:?}: expected unix:///path or tcp://IP:PORT"
+    ))
+}
+
+/// Flags as given: name -> values.
+type Flags = BTreeMap<&'static str, Vec<String>>;
+
+fn canonical(name: &str) -> Option<(&'static str, bool)> {
+    // (canonical name, takes a value)
+    Some(match name {
+        "-H" | "--host" => ("hosts", true),
+        "--data-root" => ("data-root", true),
+        "--exec-root" => ("exec-root", true),
+        "-p" | "--pidfile" => ("pidfile", true),
+        "--config-file" => ("config-file", true),
+        "--insecure-registry" => ("insecure-registries", true),
+        "--max-concurrent-downloads" => ("max-concurrent-downloads", true),
+        "--max-concurrent-uploads" => ("max-concurrent-uploads", true),
+        "-G" | "--group" => ("group", true),
+        "-D" | "--debug" => ("debug", false),
+        "-h" | "--help" => ("help", false),
+        "-v" | "--version" => ("version", false),
+        _ => return None,
+    })
+}
+
+pub fn from_args(args: Vec<String>) -> Result<Parsed, String> {
+    let mut flags: Flags = BTreeMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let Some((key, takes)) = canonical(&name) else {
+            if a.starts_with('-') {
+                return Err(format!("unknown flag: {name}\nSee 'berthd --help'."));
+            }
+            return Err(format!(
+                "berthd takes no arguments, got {a:?}\nSee 'berthd --help'."
+            ));
+        };
+        let value = if takes {
+            match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("flag needs an argument: {name}"))?
+                }
+            }
+        } else {
+            match inline.as_deref() {
+                None | Some("true") | Some("1") => "true".into(),
+                Some("false") | Some("0") => "false".into(),
+                Some(v) => return Err(format!("invalid argument {v:?} for {name}")),
+            }
+        };
+        flags.entry(key).or_default().push(value);
+        i += 1;
+    }
+    if flags.contains_key("help") {
+        print!("{USAGE}");
+        return Ok(Parsed::Exit(0));
+    }
+    if flags.contains_key("version") {
+        println!("berthd version {}", env!("CARGO_PKG_VERSION"));
+        return Ok(Parsed::Exit(0));
+    }
+    let file_path = flags.get("config-file").and_then(|v| v.last().cloned());
+    let file = match &file_path {
+        Some(p) => Some(read_file(p)?),
+        None if std::path::Path::new(DEFAULT_CONFIG).exists() => Some(read_file(DEFAULT_CONFIG)?),
+        None => None,
+    };
+    build(&flags, file.as_ref())
+}
+
+fn read_file(p: &str) -> Result<BTreeMap<String, Value>, String> {
+    let data = std::fs::read(p).map_err(|e| format!("unable to configure the daemon with file {p}: {e}"))?;
+    serde_json::from_slice(&data).map_err(|e| format!("unable to configure the daemon with file {p}: {e}"))
+}
+
+const FILE_KEYS: &[&str] = &[
+    "hosts",
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "insecure-registries",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "debug",
+    "group",
+];
+
+fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed, String> {
+    let empty = BTreeMap::new();
+    let file = file.unwrap_or(&empty);
+    let unknown: Vec<&String> = file.keys().filter(|k| !FILE_KEYS.contains(&k.as_str())).collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "the following directives don't match any configuration option: {}",
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let both: Vec<String> = file
+        .keys()
+        .filter(|k| flags.contains_key(k.as_str()))
+        .map(|k| {
+            format!(
+                "{k}: (from flag: {}, from file: {})",
+                flags[k.as_str()].join(","),
+                file[k]
+            )
+        })
+        .collect();
+    if !both.is_empty() {
+        return Err(format!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            both.join(", ")
+        ));
+    }
+    let list = |k: &'static str| -> Result<Vec<String>, String> {
+        if let Some(v) = flags.get(k) {
+            return Ok(v.clone());
+        }
+        match file.get(k) {
+            None => Ok(vec![]),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| format!("{k} in the configuration file must be a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(format!("{k} in the configuration file must be a list of strings")),
+        }
+    };
+    let one = |k: &'static str| -> Result<Option<String>, String> {
+        if let Some(v) = flags.get(k) {
+            return Ok(v.last().cloned());
+        }
+        match file.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(format!("{k} in the configuration file has the wrong type")),
+        }
+    };
+    let num = |k: &'static str, default: usize| -> Result<usize, String> {
+        match one(k)? {
+            None => Ok(default),
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("invalid {k} {s:?}: expected a positive number")),
+            },
+        }
+    };
+    let mut hosts = Vec::new();
+    for h in list("hosts")? {
+        hosts.push(parse_host(&h)?);
+    }
+    if hosts.is_empty() {
+        hosts.push(Listen::Unix(PathBuf::from(DEFAULT_SOCKET)));
+    }
+    let abs = |k: &str, p: String| -> Result<PathBuf, String> {
+        if p.starts_with('/') {
+            Ok(PathBuf::from(p))
+        } else {
+            Err(format!("{k} must be an absolute path, got {p:?}"))
+        }
+    };
+    let data_root = abs(
+        "data-root",
+        one("data-root")?.unwrap_or_else(|| "/var/lib/berth".into()),
+    )?;
+    let exec_root = abs(
+        "exec-root",
+        one("exec-root")?.unwrap_or_else(|| "/run/berth".into()),
+    )?;
+    let pidfile = match one("pidfile")? {
+        Some(p) => abs("pidfile", p)?,
+        None => exec_root.join("berthd.pid"),
+    };
+    let mut insecure = Vec::new();
+    for r in list("insecure-registries")? {
+        let r = r
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        if r.is_empty() || r.contains('/') && !r.contains(':') && !r.contains('.') {
+            return Err(format!("invalid insecure registry {r:?}"));
+        }
+        insecure.push(r);
+    }
+    let debug = matches!(one("debug")?.as_deref(), Some("true"));
+    Ok(Parsed::Run(Config {
+        hosts,
+        data_root,
+        exec_root,
+        pidfile,
+        insecure_registries: insecure,
+        max_concurrent_downloads: num("max-concurrent-downloads", 3)?,
+        max_concurrent_uploads: num("max-concurrent-uploads", 5)?,
+        debug,
+        group: one("group")?.unwrap_or_else(|| "berth".into()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], file: Option<&str>) -> Result<Config, String> {
+        let mut flags: Flags = BTreeMap::new();
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        // Reuse the real parser for the flags, then build with the given file.
+        let mut i = 0;
+        while i < argv.len() {
+            let (n, inline) = match argv[i].split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (argv[i].clone(), None),
+            };
+            let (k, takes) = canonical(&n).ok_or_else(|| format!("unknown flag: {n}"))?;
+            let v = if takes {
+                inline.unwrap_or_else(|| {
+                    i += 1;
+                    argv[i].clone()
+                })
+            } else {
+                "true".into()
+            };
+            flags.entry(k).or_default().push(v);
+            i += 1;
+        }
+        let file: Option<BTreeMap<String, Value>> = file.map(|f| serde_json::from_str(f).unwrap());
+        match build(&flags, file.as_ref())? {
+            Parsed::Run(c) => Ok(c),
+            Parsed::Exit(_) => Err("exit".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let c = run(&[], None).unwrap();
+        assert_eq!(c.hosts, vec![Listen::Unix(DEFAULT_SOCKET.into())]);
+        assert_eq!(c.data_root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(c.pidfile, PathBuf::from("/run/berth/berthd.pid"));
+        let c = run(
+            &[
+                "-H",
+                "unix:///tmp/b.sock",
+                "--host=tcp://127.0.0.1:2375",
+                "--data-root",
+                "/tmp/d",
+                "--exec-root=/tmp/e",
+                "-D",
+                "--insecure-registry",
+                "reg.lan:5000",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.hosts,
+            vec![
+                Listen::Unix("/tmp/b.sock".into()),
+                Listen::Tcp("127.0.0.1:2375".parse().unwrap())
+            ]
+        );
+        assert_eq!(c.pidfile, PathBuf::from("/tmp/e/berthd.pid"));
+        assert!(c.debug);
+        assert_eq!(c.insecure_registries, vec!["reg.lan:5000".to_string()]);
+    }
+
+    #[test]
+    fn daemon_json_and_conflicts() {
+        let c = run(
+            &[],
+            Some(
+                r#"{"data-root":"/srv/berth","insecure-registries":["r:5000"],"max-concurrent-downloads":6}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/srv/berth"));
+        assert_eq!(c.max_concurrent_downloads, 6);
+        let e = run(&["--data-root", "/a"], Some(r#"{"data-root":"/b"}"#)).unwrap_err();
+        assert!(
+            e.contains("specified both as a flag and in the configuration file"),
+            "{e}"
+        );
+        let e = run(&[], Some(r#"{"dataroot":"/b"}"#)).unwrap_err();
+        assert!(
+            e.contains("don't match any configuration option: dataroot"),
+            "{e}"
+        );
+        assert!(run(&["--data-root", "relative"], None).is_err());
+        assert!(parse_host("tcp://nonsense").is_err());
+        assert!(run(&["--max-concurrent-downloads", "0"], None).is_err());
+    }
+}
