@@ -121,6 +121,12 @@ pub struct ImageService {
     pub(crate) unpack_opts: Options,
 }
 
+/// Whether `s` can only be an image ID (or a prefix of one).
+fn looks_like_id(s: &str) -> bool {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    s.starts_with("sha256:") || (hex.len() >= 12 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// The key a reference is stored under.
 pub fn name_key(r: &Reference) -> String {
     match r.digest() {
@@ -201,9 +207,15 @@ impl ImageService {
     /// Finds an image as dockerd does: a name (normalized), an ID (`sha256:...`), or a unique prefix of
     /// an ID.
     pub fn resolve(&self, input: &str) -> Result<Image, Error> {
-        let not_found = || Error::NotFound(format!("No such image: {input}"));
-        if let Ok(r) = input.parse::<Reference>() {
-            if let Some(rec) = self.meta.get(&name_key(&r)).map_err(internal)? {
+        let parsed = input.parse::<Reference>().ok();
+        // dockerd names a missing reference in its normalized familiar form (`nope:latest`).
+        let shown = match &parsed {
+            Some(r) if !looks_like_id(input) => r.familiar(),
+            _ => input.to_string(),
+        };
+        let not_found = || Error::NotFound(format!("No such image: {shown}"));
+        if let Some(r) = &parsed {
+            if let Some(rec) = self.meta.get(&name_key(r)).map_err(internal)? {
                 return self.image_of(rec);
             }
         }

@@ -190,12 +190,17 @@ impl ImageService {
         keep.extend(chains.iter().cloned());
         self.meta.lease(lease, &keep).map_err(internal)?;
 
-        // Layers: what is there already, then the rest in parallel.
+        // Layers: what is there already, then the rest in parallel. An image that is complete
+        // already gets no layer lines (as dockerd shows an up-to-date image).
+        let have = |i: usize| self.snaps.has_layer(&chains[i]) && self.store.exists(&m.layers[i].digest);
+        let complete = (0..m.layers.len()).all(have);
         let mut todo = Vec::new();
         for (i, l) in m.layers.iter().enumerate() {
             let id = l.digest.short().to_string();
-            if self.snaps.has_layer(&chains[i]) && self.store.exists(&l.digest) {
-                progress.send(Message::layer(&id, "Already exists"));
+            if have(i) {
+                if !complete {
+                    progress.send(Message::layer(&id, "Already exists"));
+                }
             } else {
                 progress.send(Message::layer(&id, "Pulling fs layer"));
                 todo.push(i);
@@ -438,7 +443,10 @@ impl ImageService {
                 Err(Outcome::Retry(m)) if attempt < ATTEMPTS => {
                     progress.send(Message::status(
                         &id,
-                        format!("Retrying in {} seconds", backoff(attempt).as_secs()),
+                        match backoff(attempt).as_secs() {
+                            1 => "Retrying in 1 second".to_string(),
+                            n => format!("Retrying in {n} seconds"),
+                        },
                     ));
                     let _ = m;
                     tokio::time::sleep(backoff(attempt)).await;
