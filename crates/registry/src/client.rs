@@ -280,9 +280,7 @@ impl Repo {
         match challenge {
             Challenge::Basic { .. } => match &self.creds {
                 Some(c) => Ok(c.basic_header()),
-                None => Err(RegistryError::Auth(
-                    "unauthorized: authentication required (no credentials: berth login)".into(),
-                )),
+                None => Err(RegistryError::Auth("no basic auth credentials".into())),
             },
             Challenge::Bearer { .. } => {
                 let url = challenge

@@ -101,6 +101,11 @@ struct Registry {
 }
 
 fn registry(t: &Tools) -> Registry {
+    registry_with(t, "")
+}
+
+/// A registry; `auth` is extra configuration (e.g. an htpasswd section).
+fn registry_with(t: &Tools, auth: &str) -> Registry {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -108,7 +113,7 @@ fn registry(t: &Tools) -> Registry {
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
             dir.path().join("data").display()
         ),
     )
@@ -463,4 +468,40 @@ fn two_daemons_side_by_side() {
     );
     let (code, _) = api(&a.sock, "GET", "/_ping", None).unwrap();
     assert_eq!(code, 200);
+}
+
+#[test]
+fn basic_auth_login_push_and_pull() {
+    let Some(t) = tools() else { return };
+    let Some(htpasswd) = which("htpasswd") else {
+        eprintln!("skipped: htpasswd not found (apt-get install apache2-utils)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("htpasswd");
+    let o = Command::new(htpasswd)
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(&pw, &o.stdout).unwrap();
+    let reg = registry_with(
+        &t,
+        &format!("auth:\n  htpasswd:\n    realm: e2e\n    path: {}\n", pw.display()),
+    );
+    let d = Daemon::start(&t, dir.path());
+    let image = format!("{}/private/app:1", reg.addr);
+    let tar = rootfs_tar(dir.path(), 0);
+    ok(&t, &d, &["import", tar.to_str().unwrap(), &image]);
+    let e = fails(&t, &d, &["push", &image]);
+    assert!(e.contains("no basic auth credentials"), "{e}");
+    let e = fails(&t, &d, &["login", "-u", "alice", "-p", "wrong", &reg.addr]);
+    assert!(e.contains("incorrect username or password"), "{e}");
+    let out = ok(&t, &d, &["login", "-u", "alice", "-p", "s3cret", &reg.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let out = ok(&t, &d, &["push", &image]);
+    assert!(out.contains("Pushed"), "{out}");
+    ok(&t, &d, &["rmi", &image]);
+    let out = ok(&t, &d, &["pull", &image]);
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
 }
