@@ -382,7 +382,7 @@ impl ImageService {
                     &chains[i],
                     io::BufReader::with_capacity(1 << 20, f),
                     c,
-                    &self.unpack_opts,
+                    &self.opts_for(l.size),
                     |a, _| {
                         if a.diff_id == want {
                             Ok(())
@@ -490,7 +490,7 @@ impl ImageService {
                     io::BufReader::with_capacity(1 << 20, self.store.open_blob(&layer).map_err(internal)?);
                 let applied = self
                     .snaps
-                    .unpack_checked(&diff_id, f, c, &self.unpack_opts, |a, _| {
+                    .unpack_checked(&diff_id, f, c, &self.opts_for(size), |a, _| {
                         if a.diff_id == diff_id {
                             Ok(())
                         } else {

@@ -121,6 +121,12 @@ pub struct ImageService {
     pub(crate) unpack_opts: Options,
 }
 
+/// How many times its compressed size a layer may expand to (real layers stay far below: text and
+/// binaries compress 3-10x).
+pub const EXPANSION: u64 = 1000;
+/// The smallest uncompressed limit, whatever the compressed size.
+pub const MIN_LIMIT: u64 = 1 << 30;
+
 /// Whether `s` can only be an image ID (or a prefix of one).
 fn looks_like_id(s: &str) -> bool {
     let hex = s.strip_prefix("sha256:").unwrap_or(s);
@@ -170,6 +176,18 @@ impl ImageService {
 
     pub fn registry(&self) -> &Client {
         &self.client
+    }
+
+    /// Unpack options for a layer whose compressed size is `compressed`: the uncompressed stream may
+    /// grow to [`EXPANSION`] times that (at least [`MIN_LIMIT`]), which stops a decompression bomb
+    /// long before it fills the disk.
+    pub(crate) fn opts_for(&self, compressed: u64) -> Options {
+        let mut o = self.unpack_opts.clone();
+        o.max_bytes = compressed
+            .saturating_mul(EXPANSION)
+            .max(MIN_LIMIT)
+            .min(o.max_bytes);
+        o
     }
 
     pub(crate) fn blob_lock(&self, d: &Digest) -> Arc<tokio::sync::Mutex<()>> {

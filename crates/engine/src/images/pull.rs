@@ -364,7 +364,7 @@ impl ImageService {
             let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(64);
             let consumer = {
                 let this = self.clone();
-                let (chain, diff_id) = (chain.clone(), diff_id.clone());
+                let (chain, diff_id, desc_size) = (chain.clone(), diff_id.clone(), desc.size);
                 tokio::task::spawn_blocking(move || {
                     let mut feed = Feed::new(rx, writer);
                     if stream_unpack {
@@ -372,7 +372,7 @@ impl ImageService {
                             &chain,
                             &mut feed,
                             compression,
-                            &this.unpack_opts,
+                            &this.opts_for(desc_size),
                             |applied, feed| {
                                 feed.drain().map_err(|e| e.to_string())?;
                                 if applied.diff_id != diff_id {
@@ -489,16 +489,22 @@ impl ImageService {
             };
             let applied = this
                 .snaps
-                .unpack_checked(&chain, reader, compression, &this.unpack_opts, |applied, _| {
-                    if applied.diff_id != diff_id {
-                        Err(format!(
-                            "the layer's content has diff ID {} but the image config says {diff_id}",
-                            applied.diff_id
-                        ))
-                    } else {
-                        Ok(())
-                    }
-                })
+                .unpack_checked(
+                    &chain,
+                    reader,
+                    compression,
+                    &this.opts_for(desc.size),
+                    |applied, _| {
+                        if applied.diff_id != diff_id {
+                            Err(format!(
+                                "the layer's content has diff ID {} but the image config says {diff_id}",
+                                applied.diff_id
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
                 .map_err(|e| Error::Internal(format!("{e}: {}", error_chain(&e))))?;
             if let Some(a) = applied {
                 this.meta.set_layer_size(&chain, a.size).map_err(internal)?;

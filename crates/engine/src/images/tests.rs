@@ -481,3 +481,12 @@ fn globs_as_path_match() {
     assert!(!glob("busy*", "library/busybox"));
     assert!(glob("b?sybox", "busybox"));
 }
+
+#[test]
+fn decompression_is_bounded_by_the_compressed_size() {
+    let t = tempfile::tempdir().unwrap();
+    let svc = service(t.path());
+    assert_eq!(svc.opts_for(10).max_bytes, MIN_LIMIT);
+    assert_eq!(svc.opts_for(10_000_000).max_bytes, 10_000_000 * EXPANSION);
+    assert_eq!(svc.opts_for(u64::MAX).max_bytes, svc.unpack_opts.max_bytes);
+}
