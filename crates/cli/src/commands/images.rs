@@ -318,10 +318,12 @@ pub fn history_rows(layers: &[Value], trunc: bool, human: bool, now: i64) -> Vec
                 ),
                 (
                     "CreatedSince",
-                    if human {
-                        units::since(created, now)
-                    } else {
+                    if !human {
                         created_at
+                    } else if created <= 0 {
+                        "N/A".into()
+                    } else {
+                        units::since(created, now)
                     },
                 ),
                 (

@@ -24,7 +24,7 @@ pub struct Ctx {
     pub config_dir: PathBuf,
     pub out_tty: bool,
     pub in_tty: bool,
-    /// the terminal's width (0 when stdout is not a terminal)
+    /// the terminal's width (docker's fallback of 200 when it cannot be read)
     pub width: usize,
     pub debug: bool,
 }
@@ -63,7 +63,7 @@ impl Ctx {
     pub fn target(&self) -> crate::jsonmessage::Target {
         crate::jsonmessage::Target {
             terminal: self.out_tty,
-            width: if self.width == 0 { 200 } else { self.width },
+            width: self.width,
         }
     }
 }

@@ -228,6 +228,7 @@ fn run_info(ctx: &Ctx, p: &Parsed) -> Result {
     ))?;
     let info = ctx.api.get_json("/info")?;
     ctx.print(&server_info_text(&info))?;
+    ctx.print("\n")?;
     for w in strings(info.get("Warnings").unwrap_or(&Value::Null)) {
         eprintln!("{w}");
     }
@@ -517,7 +518,20 @@ pub fn df_rows(du: &Value) -> Vec<Value> {
 fn df_verbose(du: &Value) -> std::result::Result<String, super::Fail> {
     let now = units::now_unix();
     let images = arr(du, "Images");
-    let rows = super::images::image_rows(&images, false, true, now);
+    // one row per image, named by its first tag (docker's verbose disk usage)
+    let rows = images
+        .iter()
+        .map(|img| {
+            let first = strings(img.get("RepoTags").unwrap_or(&Value::Null))
+                .into_iter()
+                .next()
+                .filter(|t| t != "<none>:<none>")
+                .and_then(|t| crate::reference::Reference::parse(&t).ok())
+                .and_then(|r| r.tag.clone().map(|tag| (r.familiar_name(), tag)));
+            let (repo, tag) = first.unwrap_or_else(|| ("<none>".into(), "<none>".into()));
+            super::images::image_row(img, &repo, &tag, "", true, now)
+        })
+        .collect();
     let mut o = String::from("Images space usage:\n\n");
     o.push_str(&format::render(
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",

@@ -8,6 +8,7 @@ use crate::jsonmessage;
 use crate::reference::Reference;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The `X-Registry-Auth` value for a reference's registry (`e30=` without credentials).
@@ -150,7 +151,11 @@ fn copy_to_file(path: &Path, mut from: impl Read) -> io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".berth_temp_{name}.{}", std::process::id()));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         io::copy(&mut from, &mut f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -171,11 +176,21 @@ fn run_save(ctx: &Ctx, p: &Parsed) -> Result {
     if !output.is_empty() {
         let dir = Path::new(output).parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(d) = dir {
-            if !d.is_dir() {
-                return Err(fail(format!(
-                    "failed to save image: invalid output path: directory {:?} does not exist",
-                    d.display().to_string()
-                )));
+            match fs::metadata(d) {
+                Err(e) => {
+                    return Err(fail(format!(
+                        "failed to save image: invalid output path: stat {}: {}",
+                        d.display(),
+                        os_error(&e)
+                    )))
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Err(fail(format!(
+                        "failed to save image: invalid output path: stat {}: not a directory",
+                        d.display()
+                    )))
+                }
+                Ok(_) => {}
             }
         }
     }
