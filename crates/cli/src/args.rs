@@ -50,7 +50,6 @@ pub enum Count {
     Exact(usize),
     Min(usize),
     Max(usize),
-    Range(usize, usize),
 }
 
 /// One command: its path (`image ls`), usage line, help text and flags.
@@ -236,10 +235,6 @@ impl Spec {
             Count::Exact(k) if n != k => (format!("{cmd} requires {k} {}", plural(k)), "Run"),
             Count::Min(k) if n < k => (format!("{cmd} requires at least {k} {}", plural(k)), "See"),
             Count::Max(k) if n > k => (format!("{cmd} requires at most {k} {}", plural(k)), "Run"),
-            Count::Range(a, b) if n < a || n > b => (
-                format!("{cmd} requires at least {a} and at most {b} {}", plural(b)),
-                "Run",
-            ),
             _ => return Ok(()),
         };
         Err(self.error(msg, 1, see))

@@ -312,6 +312,15 @@ mod tests {
             },
         );
         assert!(out.contains("a1b2: Downloading      1MB/2MB\r"));
+        // a terminal whose width reads as 0 (a pty without a size) gets none either
+        let (out, _) = render(
+            PULL,
+            Target {
+                terminal: true,
+                width: 0,
+            },
+        );
+        assert!(out.contains("a1b2: Downloading      1MB/2MB\r"));
     }
 
     #[test]

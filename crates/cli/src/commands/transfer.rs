@@ -363,7 +363,8 @@ pub const IMPORT: Def = Def {
         value_flag(Some('m'), "message"),
         value_flag(None, "platform"),
     ],
-    count: Count::Range(1, 2),
+    // docker checks only the minimum; a third argument is ignored
+    count: Count::Min(1),
     run: run_import,
 };
 
