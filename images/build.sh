@@ -10,6 +10,9 @@ command -v busybox >/dev/null || { echo "images/build.sh: busybox is missing (ap
 cargo rustc -q -p berth-hello --release -- -C target-feature=+crt-static
 cargo build -q -p berth-image --example oci_layout
 LAYOUT=target/debug/examples/oci_layout
+# Created at the commit's time: the same commit builds the same images (same digests).
+BERTH_IMAGE_CREATED=$(date -u -d "@$(git log -1 --format=%ct 2>/dev/null || echo 0)" +%Y-%m-%dT%H:%M:%SZ)
+export BERTH_IMAGE_CREATED
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 rm -rf "$OUT/hello-world" "$OUT/busybox"

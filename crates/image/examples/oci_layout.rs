@@ -1,5 +1,6 @@
 //! Builds a one-layer image from a directory and writes it as an OCI image layout:
 //! `oci_layout SRC_DIR LAYOUT_DIR REF [CMD...]`, e.g. for pushing with `skopeo copy oci:LAYOUT:REF ...`.
+//! The image's creation time is `BERTH_IMAGE_CREATED` (RFC 3339), else the epoch (reproducible).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             },
             &Platform::host(),
+            &std::env::var("BERTH_IMAGE_CREATED").unwrap_or_else(|_| "1970-01-01T00:00:00Z".into()),
         )?;
         write_layout(&store, &digest, name, dest)?;
         std::fs::remove_dir_all(dest.join(".berth-content"))?;

@@ -85,12 +85,14 @@ pub fn layer_from_dir(dir: &Path) -> Result<Layer, BuildError> {
     })
 }
 
-/// Stores layers, config and manifest; returns the manifest's digest and the manifest.
+/// Stores layers, config and manifest; returns the manifest's digest and the manifest. `created`
+/// (RFC 3339) is the image's creation time: a fixed one keeps the image reproducible.
 pub fn store_image(
     store: &Store,
     layers: &[Layer],
     run: RunConfig,
     platform: &Platform,
+    created: &str,
 ) -> Result<(Digest, Manifest), BuildError> {
     let mut descs = Vec::new();
     for l in layers {
@@ -108,7 +110,7 @@ pub fn store_image(
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
         variant: platform.variant.clone(),
-        created: Some("1970-01-01T00:00:00Z".into()),
+        created: Some(created.into()),
         author: None,
         config: run,
         rootfs: RootFs {
@@ -118,7 +120,7 @@ pub fn store_image(
         history: layers
             .iter()
             .map(|_| History {
-                created: Some("1970-01-01T00:00:00Z".into()),
+                created: Some(created.into()),
                 created_by: Some("berth image builder".into()),
                 ..Default::default()
             })
@@ -205,7 +207,8 @@ mod tests {
             cmd: Some(vec!["/bin/hello".into()]),
             ..Default::default()
         };
-        let (digest, manifest) = store_image(&store, &[l1], run, &Platform::host()).unwrap();
+        let (digest, manifest) =
+            store_image(&store, &[l1], run, &Platform::host(), "1970-01-01T00:00:00Z").unwrap();
         let Parsed::Manifest(m) = parse("", &store.read(&digest).unwrap()).unwrap() else {
             panic!()
         };

@@ -200,7 +200,7 @@ fn build_image(dir: &Path, tag: &str) -> (Digest, Vec<u8>, Store) {
         cmd: Some(vec!["/bin/sh".into()]),
         ..Default::default()
     };
-    let (digest, _) = store_image(&store, &layers, run, &Platform::host()).unwrap();
+    let (digest, _) = store_image(&store, &layers, run, &Platform::host(), "2026-01-01T00:00:00Z").unwrap();
     let data = store.read(&digest).unwrap();
     (digest, data, store)
 }
