@@ -221,8 +221,14 @@ fn api(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::io::R
 }
 
 fn docker(t: &Tools, d: &Daemon, args: &[&str]) -> Output {
-    Command::new(&t.docker)
+    run_cli(&t.docker, d, args)
+}
+
+/// A client (docker or berth) against daemon `d`.
+fn run_cli(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
+    Command::new(bin)
         .args(args)
+        .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
         .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
         .env("DOCKER_CONFIG", d.dir.join("docker-config"))
         .stdin(Stdio::null())
@@ -231,11 +237,16 @@ fn docker(t: &Tools, d: &Daemon, args: &[&str]) -> Output {
 }
 
 fn ok(t: &Tools, d: &Daemon, args: &[&str]) -> String {
-    let o = docker(t, d, args);
+    ok_with(&t.docker, d, args)
+}
+
+fn ok_with(bin: &Path, d: &Daemon, args: &[&str]) -> String {
+    let o = run_cli(bin, d, args);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
-        "docker {args:?} failed: {}\n{out}\n{}",
+        "{} {args:?} failed: {}\n{out}\n{}",
+        bin.display(),
         o.status,
         String::from_utf8_lossy(&o.stderr)
     );
@@ -243,8 +254,12 @@ fn ok(t: &Tools, d: &Daemon, args: &[&str]) -> String {
 }
 
 fn fails(t: &Tools, d: &Daemon, args: &[&str]) -> String {
-    let o = docker(t, d, args);
-    assert!(!o.status.success(), "docker {args:?} should fail");
+    fails_with(&t.docker, d, args)
+}
+
+fn fails_with(bin: &Path, d: &Daemon, args: &[&str]) -> String {
+    let o = run_cli(bin, d, args);
+    assert!(!o.status.success(), "{} {args:?} should fail", bin.display());
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -504,4 +519,67 @@ fn basic_auth_login_push_and_pull() {
     ok(&t, &d, &["rmi", &image]);
     let out = ok(&t, &d, &["pull", &image]);
     assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+}
+
+#[test]
+fn berth_cli_push_pull_tag_rmi_save_load() {
+    let Some(t) = tools() else { return };
+    let berth = workspace().join("target/debug/berth");
+    if !berth.is_file() {
+        eprintln!(
+            "skipped: {} not found (cargo build -p berth-cli)",
+            berth.display()
+        );
+        return;
+    }
+    let reg = registry(&t);
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&t, dir.path());
+    let image = format!("{}/e2e/cli:1", reg.addr);
+    let tar = rootfs_tar(dir.path(), 0);
+    let id = ok_with(&berth, &d, &["import", tar.to_str().unwrap(), &image]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let out = ok_with(&berth, &d, &["push", &image]);
+    assert!(
+        out.contains("Pushed") && out.contains("1: digest: sha256:"),
+        "{out}"
+    );
+    ok_with(&berth, &d, &["rmi", &image]);
+    let out = ok_with(&berth, &d, &["pull", &image]);
+    for want in [
+        "1: Pulling from e2e/cli",
+        "Pull complete",
+        "Digest: sha256:",
+        "Status: Downloaded newer image for",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    assert_eq!(out.lines().last(), Some(image.as_str()), "{out}");
+    ok_with(&berth, &d, &["tag", &image, "cli/copy:2"]);
+    let out = ok_with(&berth, &d, &["images"]);
+    assert!(out.starts_with("REPOSITORY"), "{out}");
+    assert!(
+        out.contains("cli/copy") && out.contains(&format!("{}/e2e/cli", reg.addr)),
+        "{out}"
+    );
+    // The same store seen through docker.
+    let out = ok(&t, &d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(out.contains("cli/copy:2"), "{out}");
+    let archive = dir.path().join("cli.tar");
+    ok_with(
+        &berth,
+        &d,
+        &["save", "-o", archive.to_str().unwrap(), "cli/copy:2"],
+    );
+    let out = ok_with(&berth, &d, &["rmi", "cli/copy:2", &image]);
+    assert!(
+        out.contains("Untagged: cli/copy:2") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
+    let out = ok_with(&berth, &d, &["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: cli/copy:2"), "{out}");
+    let e = fails_with(&berth, &d, &["rmi", "nope"]);
+    assert!(e.contains("No such image: nope:latest"), "{e}");
+    let e = fails_with(&berth, &d, &["pull", &format!("{}/e2e/missing:1", reg.addr)]);
+    assert!(e.contains("not found"), "{e}");
 }
