@@ -220,10 +220,6 @@ fn api(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::io::R
     Ok((code, body))
 }
 
-fn docker(t: &Tools, d: &Daemon, args: &[&str]) -> Output {
-    run_cli(&t.docker, d, args)
-}
-
 /// A client (docker or berth) against daemon `d`.
 fn run_cli(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
     Command::new(bin)
