@@ -31,6 +31,8 @@ struct Fake {
     truncate_once: Mutex<Vec<String>>,
     /// Blob digests served with other content.
     lie: Mutex<Vec<String>>,
+    /// Blob digests whose first GET answers 500.
+    fail_once: Mutex<Vec<String>>,
     ranges_seen: AtomicUsize,
     token_requests: AtomicUsize,
     addr: String,
@@ -97,6 +99,16 @@ async fn serve(fake: Arc<Fake>, req: Request<Incoming>) -> Result<Response<FakeB
                 br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#.to_vec(),
             ));
         };
+        {
+            let mut f = fake.fail_once.lock().unwrap();
+            if let Some(i) = f.iter().position(|d| d == digest) {
+                f.remove(i);
+                return Ok(resp(
+                    500,
+                    br#"{"errors":[{"code":"UNKNOWN","message":"try again"}]}"#.to_vec(),
+                ));
+            }
+        }
         if fake.lie.lock().unwrap().contains(&digest.to_string()) {
             let mut other = data.clone();
             other.reverse();
@@ -269,6 +281,10 @@ async fn pull_with_token_auth_resumes_a_dropped_layer_and_is_then_up_to_date() {
     let big = m.layers[1].digest.to_string();
     let fake = fake_with(&image, "app", "v1");
     fake.truncate_once.lock().unwrap().push(big.clone());
+    fake.fail_once
+        .lock()
+        .unwrap()
+        .push(m.layers[0].digest.to_string());
     let fake = start(fake).await;
     let svc = service(t.path());
     let name = format!("{}/app:v1", fake.addr);
@@ -336,6 +352,25 @@ async fn a_lying_registry_stores_nothing_under_the_claimed_digest_and_the_next_p
     let (res, _) = pull(&svc, &name).await;
     res.unwrap();
     assert!(svc.store.exists(&m.layers[0].digest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_that_does_not_match_its_digest_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let image = build_image(t.path(), "e");
+    let mut fake = fake_with(&image, "app", "v1");
+    // The registry answers a digest request with other content.
+    let (mt, mut body) = fake.manifests[&("app".to_string(), image.0.to_string())].clone();
+    body.push(b' ');
+    fake.manifests
+        .insert(("app".into(), image.0.to_string()), (mt, body));
+    let fake = start(fake).await;
+    let svc = service(t.path());
+    let (res, _) = pull(&svc, &format!("{}/app@{}", fake.addr, image.0)).await;
+    let e = res.unwrap_err().to_string();
+    assert!(e.contains("whose digest is"), "{e}");
+    assert!(svc.all().unwrap().is_empty());
+    assert!(!svc.store.exists(&image.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
