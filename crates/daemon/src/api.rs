@@ -265,12 +265,8 @@ async fn images_create(state: &Arc<State>, req: Request<Incoming>, q: &Query) ->
     } else {
         (format!("{from}:{tag}"), false)
     };
-    let reference: Reference = match raw.parse() {
-        Ok(r) => r,
-        Err(e) => return error(400, &e.to_string()),
-    };
-    let creds = match registry_auth(req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok())) {
-        Ok(c) => c,
+    let (reference, creds) = match reference_and_auth(&raw, &req) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let (tx, rx) = mpsc::unbounded_channel::<Message>();
@@ -284,6 +280,15 @@ async fn images_create(state: &Arc<State>, req: Request<Incoming>, q: &Query) ->
         rx,
     )
     .await
+}
+
+/// The reference a pull or push names, and the credentials its `X-Registry-Auth` carries.
+fn reference_and_auth(raw: &str, req: &Request<Incoming>) -> Result<(Reference, Option<Credentials>), Resp> {
+    let reference: Reference = raw
+        .parse()
+        .map_err(|e: berth_image::ReferenceError| error(400, &e.to_string()))?;
+    let creds = registry_auth(req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()))?;
+    Ok((reference, creds))
 }
 
 /// Whether a repository string carries a tag (a `:` after the last `/`).
@@ -350,12 +355,8 @@ async fn images_push(state: &Arc<State>, req: &Request<Incoming>, name: &str, q:
     } else {
         format!("{name}:{tag}")
     };
-    let reference: Reference = match raw.parse() {
-        Ok(r) => r,
-        Err(e) => return error(400, &e.to_string()),
-    };
-    let creds = match registry_auth(req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok())) {
-        Ok(c) => c,
+    let (reference, creds) = match reference_and_auth(&raw, req) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let (tx, rx) = mpsc::unbounded_channel::<Message>();

@@ -184,14 +184,7 @@ async fn serve(cfg: &Config) -> i32 {
                 tokio::spawn(async move {
                     loop {
                         let Ok((s, _)) = l.accept().await else { continue };
-                        let state = state.clone();
-                        tokio::spawn(async move {
-                            let svc = service_fn(move |req| api::handle(state.clone(), req));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(s), svc)
-                                .with_upgrades()
-                                .await;
-                        });
+                        serve_connection(s, state.clone());
                     }
                 });
             }
@@ -200,14 +193,7 @@ async fn serve(cfg: &Config) -> i32 {
                     loop {
                         let Ok((s, _)) = l.accept().await else { continue };
                         let _ = s.set_nodelay(true);
-                        let state = state.clone();
-                        tokio::spawn(async move {
-                            let svc = service_fn(move |req| api::handle(state.clone(), req));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(s), svc)
-                                .with_upgrades()
-                                .await;
-                        });
+                        serve_connection(s, state.clone());
                     }
                 });
             }
@@ -240,6 +226,20 @@ async fn serve(cfg: &Config) -> i32 {
         let _ = std::fs::remove_file(p);
     }
     0
+}
+
+/// Serves one client connection (HTTP/1.1, with upgrades for the hijacked routes).
+fn serve_connection<S>(s: S, state: Arc<api::State>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = service_fn(move |req| api::handle(state.clone(), req));
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(s), svc)
+            .with_upgrades()
+            .await;
+    });
 }
 
 /// A stable ID for this daemon's data root (dockerd keeps one in `engine-id`).

@@ -102,12 +102,35 @@ impl Store {
         Ok(buf)
     }
 
-    /// Stores `data` (verified against `expected` if given); returns its digest.
+    /// Stores `data` (verified against `expected` if given); returns its digest. Each call has an
+    /// ingest of its own (never one an earlier, interrupted call left).
     pub fn write_all(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest, ContentError> {
-        let key = format!("direct-{}", Digest::of(data).hex());
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = format!(
+            "direct-{}-{}-{}",
+            &Digest::of(data).hex()[..16],
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.abort(&key);
         let mut w = self.writer(&key, expected.cloned(), Some(data.len() as u64))?;
-        w.write_all(data).map_err(io_err("write", &self.root))?;
+        if let Err(e) = w.write_all(data) {
+            drop(w);
+            self.abort(&key);
+            return Err(io_err("write", &self.root)(e));
+        }
         w.commit()
+    }
+
+    /// Drops every unfinished ingest except resumable downloads (those keyed by a digest's hex):
+    /// what interrupted one-shot writes left. Call when nothing else writes to the store.
+    pub fn clean_stale_ingests(&self) {
+        for key in self.ingests() {
+            let resumable = key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit());
+            if !resumable {
+                self.abort(&key);
+            }
+        }
     }
 
     /// Every blob in the store.
@@ -351,5 +374,24 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    #[test]
+    fn stale_one_shot_ingests_go_and_downloads_stay() {
+        let (_t, s) = store();
+        let d = Digest::of(b"a download");
+        let mut w = s.writer(d.hex(), Some(d.clone()), Some(10)).unwrap();
+        w.write_all(b"a down").unwrap();
+        drop(w);
+        let mut w = s.writer("direct-abc-1-0", None, Some(10)).unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        s.clean_stale_ingests();
+        assert_eq!(s.ingests(), vec![d.hex().to_string()]);
+        // Two one-shot writes of the same data do not share an ingest.
+        assert_eq!(
+            s.write_all(b"same", None).unwrap(),
+            s.write_all(b"same", None).unwrap()
+        );
     }
 }

@@ -40,7 +40,8 @@ impl Env {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// `name` found on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

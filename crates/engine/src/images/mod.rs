@@ -148,8 +148,10 @@ impl ImageService {
         let store = Store::open(&cfg.root.join("content")).map_err(internal)?;
         let meta = MetaStore::open(&cfg.root.join("meta.db")).map_err(internal)?;
         let snaps = Snapshotter::open(&cfg.root.join("snapshots")).map_err(internal)?;
-        // Nothing is unpacking yet: what an interrupted unpack left goes.
+        // Nothing is unpacking or writing yet: what an interrupted unpack or one-shot write left
+        // goes (interrupted downloads stay, to be resumed).
         snaps.clean_tmp();
+        store.clean_stale_ingests();
         let client = Client::new(cfg.insecure_registries.clone()).map_err(internal)?;
         let unpack_opts = Options {
             // dockerd creates the device nodes a layer has (the device cgroup guards their use).
