@@ -571,3 +571,76 @@ fn berth_cli_push_pull_tag_rmi_save_load() {
     let e = fails_with(&berth, &d, &["pull", &format!("{}/e2e/missing:1", reg.addr)]);
     assert!(e.contains("not found"), "{e}");
 }
+
+/// The Python docker SDK (docker-py) against berthd: pull, tag, push, history, save/load, errors.
+#[test]
+fn the_python_docker_sdk_works_against_berthd() {
+    let Some(t) = tools() else { return };
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_sdk {
+        eprintln!("skipped: the Python docker SDK is not installed (python3 -m pip install docker)");
+        return;
+    }
+    let reg = registry(&t);
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&t, dir.path());
+    let tar = rootfs_tar(dir.path(), 0);
+    ok(
+        &t,
+        &d,
+        &[
+            "import",
+            tar.to_str().unwrap(),
+            &format!("{}/sdk/base:1", reg.addr),
+        ],
+    );
+    ok(&t, &d, &["push", &format!("{}/sdk/base:1", reg.addr)]);
+    ok(&t, &d, &["rmi", &format!("{}/sdk/base:1", reg.addr)]);
+    let script = r#"
+import sys, docker
+sock, reg = sys.argv[1], sys.argv[2]
+c = docker.DockerClient(base_url='unix://' + sock)
+assert c.ping()
+img = c.images.pull(reg + '/sdk/base', tag='1')
+assert img.tags == [reg + '/sdk/base:1'], img.tags
+assert img.id.startswith('sha256:')
+img.tag(reg + '/sdk/copy', 'v2')
+lines = list(c.images.push(reg + '/sdk/copy', tag='v2', stream=True, decode=True))
+assert any('aux' in l and l['aux']['Tag'] == 'v2' for l in lines), lines
+assert c.images.get(reg + '/sdk/copy:v2').history()[0]['Id'] == img.id
+data = b''.join(c.images.get(reg + '/sdk/copy:v2').save(named=True))
+c.images.remove(reg + '/sdk/copy:v2')
+loaded = c.images.load(data)
+assert [i.id for i in loaded] == [img.id], loaded
+try:
+    c.images.get('nope')
+    raise SystemExit('expected ImageNotFound')
+except docker.errors.ImageNotFound:
+    pass
+try:
+    c.images.pull(reg + '/sdk/missing', tag='1')
+    raise SystemExit('expected NotFound')
+except docker.errors.NotFound:
+    pass
+assert c.info()['Images'] >= 1
+print('sdk ok')
+"#;
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&d.sock)
+        .arg(&reg.addr)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("sdk ok"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -53,11 +53,11 @@ impl ImageService {
         let mut images = Vec::new();
         for n in names {
             let img = self.resolve(n)?;
-            // The tag asked for (or all the image's tags when asked by ID).
+            // The tag asked for; none when asked by ID or digest (as dockerd: such an archive loads
+            // as an untagged image).
             let tags: Vec<String> = match n.parse::<Reference>() {
                 Ok(r) if img.names.contains(&name_key(&r)) && r.digest().is_none() => vec![r.familiar()],
-                Ok(r) if img.names.contains(&name_key(&r)) => vec![],
-                _ => img.repo_tags(),
+                _ => vec![],
             };
             images.push((img, tags));
         }
