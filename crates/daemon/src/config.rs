@@ -37,6 +37,8 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     pub debug: bool,
     pub group: String,
+    /// `overlayfs`, `copy`, or None: the engine probes.
+    pub storage_driver: Option<String>,
 }
 
 pub enum Parsed {
@@ -58,6 +60,7 @@ Options:
       --insecure-registry list                Enable insecure registry communication
       --max-concurrent-downloads int          Set the max concurrent downloads (default 3)
       --max-concurrent-uploads int            Set the max concurrent uploads (default 5)
+  -s, --storage-driver string                 Storage driver: overlayfs or copy (default: overlayfs where it works)
   -p, --pidfile string                        Path to use for daemon PID file (default \"<exec-root>/berthd.pid\")
   -v, --version                               Print version information and quit
   -h, --help                                  Print usage
@@ -106,6 +109,7 @@ fn canonical(name: &str) -> Option<(&'static str, bool)> {
         "--max-concurrent-downloads" => ("max-concurrent-downloads", true),
         "--max-concurrent-uploads" => ("max-concurrent-uploads", true),
         "-G" | "--group" => ("group", true),
+        "-s" | "--storage-driver" => ("storage-driver", true),
         "-D" | "--debug" => ("debug", false),
         "-h" | "--help" => ("help", false),
         "-v" | "--version" => ("version", false),
@@ -182,6 +186,7 @@ const FILE_KEYS: &[&str] = &[
     "max-concurrent-uploads",
     "debug",
     "group",
+    "storage-driver",
 ];
 
 fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed, String> {
@@ -298,6 +303,7 @@ fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed
         max_concurrent_uploads: num("max-concurrent-uploads", 5)?,
         debug,
         group: one("group")?.unwrap_or_else(|| "berth".into()),
+        storage_driver: one("storage-driver")?,
     }))
 }
 

@@ -131,8 +131,8 @@ pub fn info(state: &Arc<State>) -> Resp {
             "ContainersPaused": 0,
             "ContainersStopped": 0,
             "Images": images,
-            "Driver": "overlayfs",
-            "DriverStatus": [["driver-type", "berth snapshotter (overlayfs, copy fallback)"]],
+            "Driver": state.images.storage_driver(),
+            "DriverStatus": [["Backing Filesystem", backing_fs(&s.data_root)]],
             "Plugins": {"Volume": [], "Network": [], "Authorization": null, "Log": ["json-file"]},
             "MemoryLimit": true,
             "SwapLimit": true,
@@ -195,6 +195,21 @@ pub fn info(state: &Arc<State>) -> Resp {
             "Warnings": [],
         }),
     )
+}
+
+/// The filesystem type of the data root (as dockerd's "Backing Filesystem").
+fn backing_fs(root: &str) -> String {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return String::new();
+    };
+    let mut best = ("", "");
+    for l in mounts.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 2 && root.starts_with(f[1]) && f[1].len() >= best.0.len() {
+            best = (f[1], f[2]);
+        }
+    }
+    best.1.to_string()
 }
 
 fn security_options() -> Vec<String> {

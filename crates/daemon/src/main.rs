@@ -119,6 +119,7 @@ async fn serve(cfg: &Config) -> i32 {
             insecure_registries: cfg.insecure_registries.clone(),
             max_concurrent_downloads: cfg.max_concurrent_downloads,
             max_concurrent_uploads: cfg.max_concurrent_uploads,
+            storage_driver: cfg.storage_driver.clone(),
         },
         events.clone(),
     ) {

@@ -1,7 +1,9 @@
 //! The snapshotter: each layer unpacked once into `<root>/layers/<chain-id hex>/` (shared by every
 //! image whose stack has that chain ID), and per container a writable upper directory. It *returns*
 //! mounts (overlayfs: the layers read-only below, the container's upper above) rather than mounting:
-//! whoever starts the container puts them into its OCI spec.
+//! whoever starts the container puts them into its OCI spec. Where overlayfs cannot be used (a
+//! kernel without it, a data root on a filesystem it refuses), [`Snapshotter::prepare_copy`] gives
+//! the container a plain directory with every layer applied in order, and a bind mount.
 
 use std::fs;
 use std::io::{self, Read};
@@ -224,6 +226,96 @@ impl Snapshotter {
         }
     }
 
+    /// The copy fallback: container `key` gets `containers/<key>/rootfs`, a plain directory with the
+    /// layers (their blobs, bottom first) applied in order, whiteouts as deletions. Slower to prepare
+    /// and not shared, but it needs nothing from the kernel beyond a bind mount.
+    pub fn prepare_copy<R: Read>(
+        &self,
+        key: &str,
+        layers: impl IntoIterator<Item = (R, Compression)>,
+        opts: &Options,
+    ) -> Result<Mount, SnapshotError> {
+        if key.is_empty() || key.contains('/') || key.starts_with('.') {
+            return Err(SnapshotError::BadKey(key.to_string()));
+        }
+        let dir = self.root.join("containers").join(key);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(SnapshotError::Exists(key.to_string()))
+            }
+            Err(e) => return Err(io_err("create", &dir)(e)),
+        }
+        let rootfs = dir.join("rootfs");
+        let flat = Options {
+            mode: unpack::Mode2::Flatten,
+            ..opts.clone()
+        };
+        let result = fs::create_dir(&rootfs)
+            .map_err(io_err("create", &rootfs))
+            .and_then(|()| {
+                for (i, (blob, c)) in layers.into_iter().enumerate() {
+                    unpack::apply(blob, c, &rootfs, &flat).map_err(|source| SnapshotError::Unpack {
+                        chain: Digest::of(format!("{key} layer {i}").as_bytes()),
+                        source,
+                    })?;
+                }
+                Ok(())
+            });
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(Mount {
+            fstype: "bind".into(),
+            source: rootfs.display().to_string(),
+            options: vec!["rbind".into(), "rw".into()],
+        })
+    }
+
+    /// Whether overlayfs works here with this root: a real mount of two scratch directories (root
+    /// only; anyone else gets false).
+    pub fn overlay_works(&self) -> bool {
+        if !nix::unistd::geteuid().is_root() {
+            return false;
+        }
+        let probe = self
+            .root
+            .join("tmp")
+            .join(format!("overlay-probe-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&probe);
+        let ok = (|| -> io::Result<bool> {
+            for d in ["lower", "upper", "work", "merged"] {
+                fs::create_dir_all(probe.join(d))?;
+            }
+            fs::write(probe.join("lower/file"), b"x")?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                probe.join("lower").display(),
+                probe.join("upper").display(),
+                probe.join("work").display()
+            );
+            let merged = probe.join("merged");
+            if nix::mount::mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .is_err()
+            {
+                return Ok(false);
+            }
+            let seen = merged.join("file").exists();
+            let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
+            Ok(seen)
+        })()
+        .unwrap_or(false);
+        let _ = fs::remove_dir_all(&probe);
+        ok
+    }
+
     /// Removes container `key`'s writable layer (missing is fine).
     pub fn remove(&self, key: &str) -> Result<(), SnapshotError> {
         if key.is_empty() || key.contains('/') || key.starts_with('.') {
@@ -382,5 +474,77 @@ mod root_tests {
                 .exists(),
             "the layer stays untouched"
         );
+    }
+
+    #[test]
+    fn the_copy_fallback_applies_layers_in_order_with_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Snapshotter::open(t.path()).unwrap();
+        let l1 = {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, data) in [("keep", &b"1"[..]), ("gone", &b"2"[..])] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let l2 = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, ".wh.gone", &b""[..]).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "keep", &b"new"[..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let m = s
+            .prepare_copy(
+                "c2",
+                [(&l1[..], Compression::None), (&l2[..], Compression::None)],
+                &Options {
+                    preserve_owner: nix::unistd::geteuid().is_root(),
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(m.fstype, "bind");
+        let root = Path::new(&m.source);
+        assert_eq!(fs::read(root.join("keep")).unwrap(), b"new");
+        assert!(!root.join("gone").exists() && !root.join(".wh.gone").exists());
+        assert!(matches!(
+            s.prepare_copy(
+                "c2",
+                std::iter::empty::<(&[u8], Compression)>(),
+                &Options {
+                    preserve_owner: nix::unistd::geteuid().is_root(),
+                    ..Options::default()
+                }
+            ),
+            Err(SnapshotError::Exists(_))
+        ));
+        // A bad layer leaves nothing behind.
+        let r = s.prepare_copy(
+            "c3",
+            [(&b"not a tar"[..], Compression::Gzip)],
+            &Options {
+                preserve_owner: nix::unistd::geteuid().is_root(),
+                ..Options::default()
+            },
+        );
+        assert!(r.is_err());
+        assert!(!t.path().join("containers/c3").exists());
+        s.remove("c2").unwrap();
+        assert!(!root.exists());
+        // Whether overlayfs works depends on the machine; the probe must clean up either way.
+        eprintln!("overlayfs works here: {}", s.overlay_works());
+        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
     }
 }

@@ -75,6 +75,9 @@ pub struct Config {
     pub max_concurrent_downloads: usize,
     /// Layers uploaded at once per push.
     pub max_concurrent_uploads: usize,
+    /// How containers get their root filesystem: `overlayfs`, `copy`, or `None` to pick overlayfs
+    /// when a probe mount works here and the copy otherwise.
+    pub storage_driver: Option<String>,
 }
 
 /// A resolved image: its ID, how it is stored, and every name it has.
@@ -119,6 +122,8 @@ pub struct ImageService {
     /// Serializes removals and garbage collection against each other.
     pub(crate) gc_lock: tokio::sync::Mutex<()>,
     pub(crate) unpack_opts: Options,
+    /// Root filesystems as overlay mounts (else as copies).
+    overlay: bool,
 }
 
 /// How many times its compressed size a layer may expand to (real layers stay far below: text and
@@ -153,6 +158,16 @@ impl ImageService {
         snaps.clean_tmp();
         store.clean_stale_ingests();
         let client = Client::new(cfg.insecure_registries.clone()).map_err(internal)?;
+        let overlay = match cfg.storage_driver.as_deref() {
+            None | Some("") => snaps.overlay_works(),
+            Some("overlayfs") | Some("overlay") | Some("overlay2") => true,
+            Some("copy") | Some("vfs") => false,
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "unknown storage driver {other:?}: berth has overlayfs and copy"
+                )))
+            }
+        };
         let unpack_opts = Options {
             // dockerd creates the device nodes a layer has (the device cgroup guards their use).
             allow_devices: nix::unistd::geteuid().is_root(),
@@ -169,7 +184,35 @@ impl ImageService {
             blob_locks: Mutex::new(HashMap::new()),
             gc_lock: tokio::sync::Mutex::new(()),
             unpack_opts,
+            overlay,
         })
+    }
+
+    /// The storage driver in use (`overlayfs` or `copy`).
+    pub fn storage_driver(&self) -> &'static str {
+        if self.overlay {
+            "overlayfs"
+        } else {
+            "copy"
+        }
+    }
+
+    /// A container's root filesystem on image `img`, as a mount for its OCI spec: overlayfs with a
+    /// writable upper layer, or a private copy where overlayfs cannot be used.
+    pub fn prepare_rootfs(&self, key: &str, img: &Image) -> Result<berth_image::snapshot::Mount, Error> {
+        if self.overlay {
+            return self.snaps.prepare(key, &self.chain_ids(img)?).map_err(internal);
+        }
+        let m = self.manifest(img)?;
+        let mut layers = Vec::new();
+        for l in &m.layers {
+            let c = manifest::layer_compression(&l.media_type).map_err(internal)?;
+            let f = self.store.open_blob(&l.digest).map_err(internal)?;
+            layers.push((std::io::BufReader::with_capacity(1 << 20, f), c));
+        }
+        self.snaps
+            .prepare_copy(key, layers, &self.unpack_opts)
+            .map_err(internal)
     }
 
     pub fn root(&self) -> &Path {

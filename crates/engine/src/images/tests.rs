@@ -242,6 +242,7 @@ fn service(dir: &Path) -> Arc<ImageService> {
                 insecure_registries: vec![],
                 max_concurrent_downloads: 3,
                 max_concurrent_uploads: 3,
+                storage_driver: None,
             },
             Arc::new(Events::new()),
         )
@@ -506,6 +507,61 @@ async fn tag_remove_save_load_and_import() {
     assert_eq!(svc.list(&f).unwrap().len(), 1);
     assert!(ImageFilters::parse(r#"{"bogus":{"x":true}}"#, &["reference"]).is_err());
     assert!(ImageFilters::parse("not json", &["reference"]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_filesystems_as_overlay_or_copy() {
+    let t = tempfile::tempdir().unwrap();
+    let image = build_image(t.path(), "f");
+    let fake = start(fake_with(&image, "app", "v1")).await;
+    let name = format!("{}/app:v1", fake.addr);
+    for driver in ["copy", "overlayfs"] {
+        let svc = Arc::new(
+            ImageService::open(
+                Config {
+                    root: t.path().join(format!("engine-{driver}")),
+                    insecure_registries: vec![],
+                    max_concurrent_downloads: 3,
+                    max_concurrent_uploads: 3,
+                    storage_driver: Some(driver.into()),
+                },
+                Arc::new(Events::new()),
+            )
+            .unwrap(),
+        );
+        assert_eq!(svc.storage_driver(), driver);
+        pull(&svc, &name).await.0.unwrap();
+        let img = svc.resolve(&name).unwrap();
+        let m = svc.prepare_rootfs("ctr1", &img).unwrap();
+        if driver == "copy" {
+            assert_eq!(m.fstype, "bind");
+            let root = Path::new(&m.source);
+            assert_eq!(
+                std::fs::read_to_string(root.join("etc/one")).unwrap(),
+                "first layer f"
+            );
+            assert_eq!(std::fs::metadata(root.join("data/big")).unwrap().len(), 300_000);
+        } else {
+            assert_eq!(m.fstype, "overlay");
+            assert_eq!(m.options.len(), 3, "{:?}", m.options);
+        }
+        assert!(
+            svc.prepare_rootfs("ctr1", &img).is_err(),
+            "a key is prepared once"
+        );
+        svc.snapshotter().remove("ctr1").unwrap();
+    }
+    let bad = ImageService::open(
+        Config {
+            root: t.path().join("engine-bad"),
+            insecure_registries: vec![],
+            max_concurrent_downloads: 1,
+            max_concurrent_uploads: 1,
+            storage_driver: Some("zfs".into()),
+        },
+        Arc::new(Events::new()),
+    );
+    assert!(bad.is_err());
 }
 
 #[test]
