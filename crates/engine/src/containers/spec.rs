@@ -113,8 +113,9 @@ pub struct Context<'a> {
     pub container_pid: &'a dyn Fn(&str) -> Option<u32>,
     /// A host device for `--device`.
     pub host_device: &'a dyn Fn(&str) -> Option<HostDevice>,
-    /// The seccomp profile for the default case (`None`: no filter).
-    pub default_seccomp: Option<oci::Seccomp>,
+    /// Whether containers get berth's default seccomp profile (when no `seccomp=` option says
+    /// otherwise); false where the host has no seccomp.
+    pub default_seccomp: bool,
 }
 
 /// The capabilities a docker container has by default.
@@ -724,11 +725,11 @@ fn devices(host: &HostConfig, ctx: &Context, spec: &mut oci::Spec) -> Result<(),
 
 /// `--security-opt`: `no-new-privileges[=true|false]`, `seccomp=unconfined|<profile JSON>`,
 /// `apparmor=PROFILE|unconfined`, `label=disable`; anything else is docker's error.
-fn security(host: &HostConfig, ctx: &Context, spec: &mut oci::Spec) -> Result<(), Error> {
-    let mut seccomp: Option<oci::Seccomp> = if host.privileged {
+fn security(host: &HostConfig, ctx: &Context, caps: &[String], spec: &mut oci::Spec) -> Result<(), Error> {
+    let mut seccomp: Option<oci::Seccomp> = if host.privileged || !ctx.default_seccomp {
         None
     } else {
-        ctx.default_seccomp.clone()
+        Some(super::seccomp::default_profile(go_arch(), caps))
     };
     let process = spec.process.get_or_insert_with(Default::default);
     for o in host.security_opt.iter().flatten() {
@@ -765,6 +766,17 @@ fn security(host: &HostConfig, ctx: &Context, spec: &mut oci::Spec) -> Result<()
     }
     spec.linux.get_or_insert_with(Default::default).seccomp = seccomp;
     Ok(())
+}
+
+/// This machine's architecture as Go (and so docker) names it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
 }
 
 /// Composes the spec (see the module's doc).
@@ -875,7 +887,7 @@ pub fn compose(
         ..Default::default()
     };
     devices(host, ctx, &mut spec)?;
-    security(host, ctx, &mut spec)?;
+    security(host, ctx, &caps, &mut spec)?;
     Ok(spec)
 }
 

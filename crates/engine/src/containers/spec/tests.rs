@@ -55,7 +55,7 @@ fn compose_with(image: &RunConfig, cfg: &Config, host: &HostConfig) -> Result<oc
                 gid: 0,
             })
         },
-        default_seccomp: None,
+        default_seccomp: false,
     };
     compose(image, cfg, host, &ctx)
 }
@@ -382,4 +382,55 @@ fn composed_specs_pass_the_runtime_planner() {
             panic!("{name}: berth-runtime refuses the composed spec: {e}");
         }
     }
+}
+
+#[test]
+fn the_default_seccomp_profile_follows_the_capabilities() {
+    let ctx = |on: bool| Context {
+        id: ID,
+        rootfs: "/r",
+        cgroup_v2: false,
+        user: &users,
+        group: &groups,
+        groups_of: &|_, _| Vec::new(),
+        container_pid: &|_| None,
+        host_device: &|_| None,
+        default_seccomp: on,
+    };
+    let allows = |s: &oci::Spec, name: &str| {
+        s.linux
+            .as_ref()
+            .unwrap()
+            .seccomp
+            .as_ref()
+            .unwrap()
+            .syscalls
+            .iter()
+            .any(|r| r.action == "SCMP_ACT_ALLOW" && r.args.is_empty() && r.names.iter().any(|n| n == name))
+    };
+    let plain = compose(&busybox(), &Config::default(), &HostConfig::default(), &ctx(true)).unwrap();
+    assert!(allows(&plain, "read") && !allows(&plain, "mount"));
+    let admin = HostConfig {
+        cap_add: Some(vec!["SYS_ADMIN".into()]),
+        ..Default::default()
+    };
+    let s = compose(&busybox(), &Config::default(), &admin, &ctx(true)).unwrap();
+    assert!(allows(&s, "mount"));
+    let privileged = HostConfig {
+        privileged: true,
+        ..Default::default()
+    };
+    let s = compose(&busybox(), &Config::default(), &privileged, &ctx(true)).unwrap();
+    assert!(
+        s.linux.unwrap().seccomp.is_none(),
+        "--privileged runs without a filter"
+    );
+    let s = compose(
+        &busybox(),
+        &Config::default(),
+        &HostConfig::default(),
+        &ctx(false),
+    )
+    .unwrap();
+    assert!(s.linux.unwrap().seccomp.is_none());
 }
