@@ -624,17 +624,10 @@ fn resources(host: &HostConfig) -> Result<oci::Resources, Error> {
     Ok(r)
 }
 
-/// `--ulimit`: docker's names (`nofile`) to RLIMIT_*; the default open-file limit users see.
+/// `--ulimit`: docker's names (`nofile`) to RLIMIT_*.
 fn rlimits(host: &HostConfig) -> Result<Vec<oci::Rlimit>, Error> {
+    // No default: like dockerd, a container inherits the limits of whoever starts it.
     let mut out: BTreeMap<String, oci::Rlimit> = BTreeMap::new();
-    out.insert(
-        "RLIMIT_NOFILE".into(),
-        oci::Rlimit {
-            typ: "RLIMIT_NOFILE".into(),
-            hard: 1_048_576,
-            soft: 1_048_576,
-        },
-    );
     const NAMES: [&str; 16] = [
         "as",
         "core",
