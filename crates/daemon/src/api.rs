@@ -221,25 +221,30 @@ pub fn registry_auth(header: Option<&str>) -> Result<Option<Credentials>, Resp> 
 }
 
 fn images_list(state: &Arc<State>, q: &Query) -> Resp {
-    let filters = match ImageFilters::parse(
+    let mut filters = match ImageFilters::parse(
         q.str("filters"),
-        &["dangling", "label", "before", "since", "reference", "until"],
+        &[
+            "dangling",
+            "label",
+            "label!",
+            "before",
+            "since",
+            "reference",
+            "until",
+        ],
     ) {
         Ok(f) => f,
         Err(e) => return http::engine_error(&e),
     };
-    let mut list = match state.images.list(&filters) {
-        Ok(l) => l,
-        Err(e) => return http::engine_error(&e),
-    };
+    // The old `filter=NAME` parameter is a reference filter.
     if let Some(f) = q.get("filter").filter(|f| !f.is_empty()) {
-        let f = ImageFilters(std::iter::once(("reference".to_string(), vec![f.to_string()])).collect());
-        match state.images.list(&f) {
-            Ok(l) => list = l,
-            Err(e) => return http::engine_error(&e),
-        }
+        filters
+            .0
+            .entry("reference".into())
+            .or_default()
+            .push(f.to_string());
     }
-    json(200, &list)
+    result(state.images.list(&filters))
 }
 
 async fn images_create(state: &Arc<State>, req: Request<Incoming>, q: &Query) -> Resp {

@@ -77,7 +77,7 @@ pub fn version() -> Value {
                 "ApiVersion": API_VERSION,
                 "MinAPIVersion": MIN_API,
                 "Os": "linux",
-                "Arch": go_arch(),
+                "Arch": berth_image::Platform::host().architecture,
                 "KernelVersion": kernel_release(),
                 "Experimental": "false",
             }
@@ -88,22 +88,11 @@ pub fn version() -> Value {
         "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or(""),
         "GoVersion": "",
         "Os": "linux",
-        "Arch": go_arch(),
+        "Arch": berth_image::Platform::host().architecture,
         "KernelVersion": kernel_release(),
         "BuildTime": "",
         "Experimental": false,
     })
-}
-
-/// The architecture as Go names it (what docker clients expect).
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
 }
 
 pub fn info(state: &Arc<State>) -> Resp {

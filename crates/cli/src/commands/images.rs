@@ -236,23 +236,12 @@ pub const LS: Def = Def {
     args: "[OPTIONS] [REPOSITORY[:TAG]]",
     desc: "List images",
     aliases: "berth image ls, berth image list, berth images",
-    options: "  -a, --all             Show all images (default hides intermediate images)
-      --digests         Show digests
-  -f, --filter filter   Filter output based on conditions provided
-      --format string   Format output using a custom template:
-                        'table':            Print output in table format
-                        with column headers (default)
-                        'table TEMPLATE':   Print output in table format
-                        using the given Go template
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-      --no-trunc        Don't truncate output
-  -q, --quiet           Only show image IDs
-",
+    options: concat!(
+        "  -a, --all             Show all images (default hides intermediate images)\n      --digests         Show digests\n  -f, --filter filter   Filter output based on conditions provided\n      --format string   Format output using a custom template:\n",
+        format_table_help!(),
+        format_template_help!(),
+        "      --no-trunc        Don't truncate output\n  -q, --quiet           Only show image IDs\n"
+    ),
     flags: &[
         bool_flag(Some('a'), "all"),
         bool_flag(None, "digests"),
@@ -377,22 +366,12 @@ pub const HISTORY: Def = Def {
     args: "[OPTIONS] IMAGE",
     desc: "Show the history of an image",
     aliases: "berth image history, berth history",
-    options: "      --format string   Format output using a custom template:
-                        'table':            Print output in table format
-                        with column headers (default)
-                        'table TEMPLATE':   Print output in table format
-                        using the given Go template
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-  -H, --human           Print sizes and dates in human readable format
-                        (default true)
-      --no-trunc        Don't truncate output
-  -q, --quiet           Only show image IDs
-",
+    options: concat!(
+        "      --format string   Format output using a custom template:\n",
+        format_table_help!(),
+        format_template_help!(),
+        "  -H, --human           Print sizes and dates in human readable format\n                        (default true)\n      --no-trunc        Don't truncate output\n  -q, --quiet           Only show image IDs\n"
+    ),
     flags: &[
         value_flag(None, "format"),
         bool_flag(Some('H'), "human"),
@@ -587,14 +566,10 @@ pub const IMAGE_INSPECT: Def = Def {
     args: "[OPTIONS] IMAGE [IMAGE...]",
     desc: "Display detailed information on one or more images",
     aliases: "",
-    options: "  -f, --format string   Format output using a custom template:
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-",
+    options: concat!(
+        "  -f, --format string   Format output using a custom template:\n",
+        format_template_help!()
+    ),
     flags: &[value_flag(Some('f'), "format")],
     count: Count::Min(1),
     run: run_image_inspect,
@@ -605,16 +580,11 @@ pub const INSPECT: Def = Def {
     args: "[OPTIONS] NAME|ID [NAME|ID...]",
     desc: "Return low-level information on berth objects",
     aliases: "",
-    options: "  -f, --format string   Format output using a custom template:
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-  -s, --size            Display total file sizes if the type is container
-      --type string     Only inspect objects of the given type
-",
+    options: concat!(
+        "  -f, --format string   Format output using a custom template:\n",
+        format_template_help!(),
+        "  -s, --size            Display total file sizes if the type is container\n      --type string     Only inspect objects of the given type\n"
+    ),
     flags: &[
         value_flag(Some('f'), "format"),
         bool_flag(Some('s'), "size"),

@@ -3,6 +3,30 @@
 //! `transfer` (pull, push, save, load, import), `auth` (login, logout), `system` (info,
 //! version, df).
 
+/// The `table` lines of docker's `--format` help.
+macro_rules! format_table_help {
+    () => {
+        "                        'table':            Print output in table format
+                        with column headers (default)
+                        'table TEMPLATE':   Print output in table format
+                        using the given Go template
+"
+    };
+}
+
+/// The `json` and template lines of docker's `--format` help.
+macro_rules! format_template_help {
+    () => {
+        "                        'json':             Print in JSON format
+                        'TEMPLATE':         Print output using the given
+                        Go template.
+                        Refer to https://docs.docker.com/go/formatting/
+                        for more information about formatting output with
+                        templates
+"
+    };
+}
+
 pub mod auth;
 pub mod images;
 pub mod system;

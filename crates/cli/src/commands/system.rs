@@ -240,14 +240,10 @@ pub const INFO: Def = Def {
     args: "[OPTIONS]",
     desc: "Display system-wide information",
     aliases: "berth system info, berth info",
-    options: "  -f, --format string   Format output using a custom template:
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-",
+    options: concat!(
+        "  -f, --format string   Format output using a custom template:\n",
+        format_template_help!()
+    ),
     flags: &[value_flag(Some('f'), "format")],
     count: Count::None,
     run: run_info,
@@ -366,14 +362,10 @@ pub const VERSION_CMD: Def = Def {
     args: "[OPTIONS]",
     desc: "Show the berth version information",
     aliases: "",
-    options: "  -f, --format string   Format output using a custom template:
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-",
+    options: concat!(
+        "  -f, --format string   Format output using a custom template:\n",
+        format_template_help!()
+    ),
     flags: &[value_flag(Some('f'), "format")],
     count: Count::None,
     run: run_version,
@@ -571,19 +563,12 @@ pub const DF: Def = Def {
     args: "[OPTIONS]",
     desc: "Show berth disk usage",
     aliases: "",
-    options: "      --format string   Format output using a custom template:
-                        'table':            Print output in table format
-                        with column headers (default)
-                        'table TEMPLATE':   Print output in table format
-                        using the given Go template
-                        'json':             Print in JSON format
-                        'TEMPLATE':         Print output using the given
-                        Go template.
-                        Refer to https://docs.docker.com/go/formatting/
-                        for more information about formatting output with
-                        templates
-  -v, --verbose         Show detailed information on space usage
-",
+    options: concat!(
+        "      --format string   Format output using a custom template:\n",
+        format_table_help!(),
+        format_template_help!(),
+        "  -v, --verbose         Show detailed information on space usage\n"
+    ),
     flags: &[value_flag(None, "format"), bool_flag(Some('v'), "verbose")],
     count: Count::None,
     run: run_df,

@@ -137,49 +137,7 @@ pub const DEFAULT_CAPS: [&str; 14] = [
 ];
 
 /// Every capability this kernel generation knows (what `ALL` and `--privileged` mean).
-pub const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+pub use berth_spec::CAPABILITIES as ALL_CAPS;
 
 /// Paths hidden from a non-privileged container.
 pub const MASKED_PATHS: [&str; 11] = [
@@ -487,11 +445,8 @@ fn namespaces(host: &HostConfig, ctx: &Context) -> Result<Vec<oci::Namespace>, E
                 out.push(n);
             }
         }
-        other => out.push({
-            // User-defined networks come with issue 6; their namespace is private too.
-            let _ = other;
-            ns("network", None)
-        }),
+        // A user-defined network (issue 6) also gets a namespace of its own.
+        _ => out.push(ns("network", None)),
     }
     let private_cgroup = match host.cgroupns_mode.as_str() {
         "" => ctx.cgroup_v2,
@@ -722,7 +677,11 @@ fn security(host: &HostConfig, ctx: &Context, caps: &[String], spec: &mut oci::S
     let mut seccomp: Option<oci::Seccomp> = if host.privileged || !ctx.default_seccomp {
         None
     } else {
-        Some(super::seccomp::default_profile(go_arch(), caps))
+        // The host platform's architecture is normalized to Go's names (`amd64`), as the profile wants.
+        Some(super::seccomp::default_profile(
+            &berth_image::Platform::host().architecture,
+            caps,
+        ))
     };
     let process = spec.process.get_or_insert_with(Default::default);
     for o in host.security_opt.iter().flatten() {
@@ -759,17 +718,6 @@ fn security(host: &HostConfig, ctx: &Context, caps: &[String], spec: &mut oci::S
     }
     spec.linux.get_or_insert_with(Default::default).seccomp = seccomp;
     Ok(())
-}
-
-/// This machine's architecture as Go (and so docker) names it.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
 }
 
 /// Composes the spec (see the module's doc).

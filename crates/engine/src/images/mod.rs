@@ -364,7 +364,7 @@ impl ImageService {
         &self.snaps
     }
 
-    /// Sets `name` on image `img` and reports the tag.
+    /// Sets (or moves) `name` to the image of `rec`.
     pub(crate) fn set_name(&self, name: &str, rec: &ImageRecord) -> Result<(), Error> {
         self.meta.put(name, rec).map_err(internal)
     }

@@ -440,7 +440,7 @@ impl ImageService {
                     progress.send(Message::layer(&id, "Verifying Checksum"));
                     progress.send(Message::layer(&id, "Download complete"));
                 }
-                Err(Outcome::Retry(m)) if attempt < ATTEMPTS => {
+                Err(Outcome::Retry(_)) if attempt < ATTEMPTS => {
                     progress.send(Message::status(
                         &id,
                         match backoff(attempt).as_secs() {
@@ -448,7 +448,6 @@ impl ImageService {
                             n => format!("Retrying in {n} seconds"),
                         },
                     ));
-                    let _ = m;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(Outcome::Retry(m)) | Err(Outcome::Fatal(m)) => {

@@ -78,6 +78,58 @@ impl ImageFilters {
     }
 }
 
+impl ImageFilters {
+    /// `label=key` / `label=key=value` must all hold, `label!=...` must all fail.
+    pub fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        let holds = |l: &String| match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l.as_str()),
+        };
+        self.get("label").iter().all(holds) && !self.get("label!").iter().any(holds)
+    }
+
+    /// The `until` filter as unix seconds: a timestamp (`1700000000`, RFC 3339) or a duration before
+    /// now (`24h`, `1h30m`, `90s`), as dockerd reads it.
+    pub fn until(&self) -> Result<Option<i64>, Error> {
+        let Some(v) = self.get("until").first() else {
+            return Ok(None);
+        };
+        let bad = || Error::Invalid(format!("invalid filter 'until={v}'"));
+        if let Ok(f) = v.parse::<f64>() {
+            return Ok(Some(f as i64));
+        }
+        if let Some(t) = time::parse_rfc3339(v) {
+            return Ok(Some(t));
+        }
+        let mut secs = 0f64;
+        let mut num = String::new();
+        let mut chars = v.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+                continue;
+            }
+            let unit = if c == 'm' && chars.peek() == Some(&'s') {
+                chars.next();
+                0.001
+            } else {
+                match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    's' => 1.0,
+                    _ => return Err(bad()),
+                }
+            };
+            secs += num.parse::<f64>().map_err(|_| bad())? * unit;
+            num.clear();
+        }
+        if !num.is_empty() || secs == 0.0 {
+            return Err(bad());
+        }
+        Ok(Some(time::now_unix() - secs as i64))
+    }
+}
+
 /// `path.Match`-style globbing with `*` and `?` (`*` does not cross `/`).
 pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
@@ -125,6 +177,7 @@ impl ImageService {
         };
         let before = bound("before")?;
         let since = bound("since")?;
+        let until = filters.until()?;
         let mut out = Vec::new();
         for img in self.all()? {
             let tags = img.repo_tags();
@@ -138,16 +191,15 @@ impl ImageService {
                 continue;
             }
             let created = self.created_unix(&img);
-            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+            if before.is_some_and(|b| created >= b)
+                || since.is_some_and(|s| created <= s)
+                || until.is_some_and(|u| created >= u)
+            {
                 continue;
             }
             let (cfg, _) = self.config(&img)?;
             let labels = cfg.config.labels.clone().unwrap_or_default();
-            let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                None => labels.contains_key(l.as_str()),
-            });
-            if !label_ok {
+            if !filters.labels_match(&labels) {
                 continue;
             }
             out.push(json!({
@@ -212,13 +264,9 @@ impl ImageService {
         let (cfg, _) = self.config(&img)?;
         let chains = manifest::chain_ids(&cfg.rootfs.diff_ids);
         let mut sizes = Vec::new();
-        let mut prev = 0u64;
         for c in &chains {
-            let s = self.meta.layer_size(c).map_err(internal)?.unwrap_or(0);
-            sizes.push(s);
-            prev += s;
+            sizes.push(self.meta.layer_size(c).map_err(internal)?.unwrap_or(0));
         }
-        let _ = prev;
         let mut items = Vec::new();
         let mut layer = 0usize;
         let history = if cfg.history.is_empty() {

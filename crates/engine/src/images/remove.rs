@@ -130,21 +130,23 @@ impl ImageService {
     pub async fn prune(&self, filters: &ImageFilters) -> Result<PruneReport, Error> {
         let _g = self.gc_lock.lock().await;
         let all = filters.dangling()? == Some(false);
+        let until = filters.until()?;
         let mut report = PruneReport::default();
         for img in self.all()? {
             if !all && !img.repo_tags().is_empty() {
                 continue;
             }
-            let labels = self
-                .config(&img)
-                .ok()
-                .and_then(|(c, _)| c.config.labels)
+            let cfg = self.config(&img).ok().map(|(c, _)| c);
+            let labels = cfg
+                .as_ref()
+                .and_then(|c| c.config.labels.clone())
                 .unwrap_or_default();
-            let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                None => labels.contains_key(l.as_str()),
-            });
-            if !label_ok {
+            let created = cfg
+                .as_ref()
+                .and_then(|c| c.created.as_deref())
+                .and_then(crate::time::parse_rfc3339)
+                .unwrap_or(0);
+            if !filters.labels_match(&labels) || until.is_some_and(|u| created >= u) {
                 continue;
             }
             for n in &img.names {

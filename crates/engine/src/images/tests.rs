@@ -506,6 +506,34 @@ async fn tag_remove_save_load_and_import() {
     let f = ImageFilters::parse(r#"{"reference":{"imported*":true}}"#, &["reference", "dangling"]).unwrap();
     assert_eq!(svc.list(&f).unwrap().len(), 1);
     assert!(ImageFilters::parse(r#"{"bogus":{"x":true}}"#, &["reference"]).is_err());
+    // until: the imported image was created just now; the pulled one at its config's date (2026-01-01).
+    let all = &["until", "label", "label!", "reference"];
+    let until = |v: &str| ImageFilters::parse(&format!(r#"{{"until":{{"{v}":true}}}}"#), all).unwrap();
+    let names = |f: &ImageFilters| -> Vec<String> {
+        svc.list(f)
+            .unwrap()
+            .iter()
+            .map(|v| v["RepoTags"][0].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&until("1h")),
+        vec![name.clone()],
+        "created more than an hour ago"
+    );
+    assert_eq!(
+        names(&until(&(crate::time::now_unix() + 60).to_string())).len(),
+        2
+    );
+    assert_eq!(names(&until("2025-06-01T00:00:00Z")).len(), 0);
+    assert!(until("soon").until().is_err());
+    assert!(svc.list(&until("5x")).is_err());
+    // label and label!: only the imported image has none of the labels asked for.
+    let labels: std::collections::BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+    let f = ImageFilters::parse(r#"{"label":{"a=1":true}}"#, all).unwrap();
+    assert!(f.labels_match(&labels) && !f.labels_match(&Default::default()));
+    let f = ImageFilters::parse(r#"{"label!":{"a":true}}"#, all).unwrap();
+    assert!(!f.labels_match(&labels) && f.labels_match(&Default::default()));
     assert!(ImageFilters::parse("not json", &["reference"]).is_err());
 }
 
