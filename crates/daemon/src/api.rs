@@ -23,6 +23,7 @@ pub const API_VERSION: &str = "1.47";
 pub const MIN_API: &str = "1.40";
 
 pub struct State {
+    pub containers: Arc<berth_engine::containers::ContainerService>,
     pub images: Arc<ImageService>,
     pub events: Arc<Events>,
     pub info: info::Static,
@@ -172,10 +173,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, method: &Method, path
         };
     }
     if path.starts_with("/containers") || path.starts_with("/exec/") {
-        return error(
-            501,
-            "berthd does not run containers yet: the container routes of the Engine API come with the next release",
-        );
+        let q = Query::parse(req.uri().query());
+        if let Some(r) = crate::containers::route(state, req, m, path, &q).await {
+            return r;
+        }
+        return error(404, "page not found");
     }
     if path.starts_with("/networks") || path.starts_with("/volumes") {
         return error(501, "berthd does not manage networks and volumes yet");

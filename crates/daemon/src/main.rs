@@ -11,6 +11,7 @@
 
 mod api;
 mod config;
+mod containers;
 mod http;
 mod info;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use berth_engine::containers::{self as ctr, ContainerService};
 use berth_engine::events::Events;
 use berth_engine::images::{self, ImageService};
 use hyper::server::conn::http1;
@@ -142,7 +144,43 @@ async fn serve(cfg: &Config) -> i32 {
         .and_then(|p| p.parent().map(|d| d.join("berth-runtime")))
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "berth-runtime".into());
+    let beside = |name: &str, env: &str| -> std::path::PathBuf {
+        if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+            return p.into();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join(name)))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| name.into())
+    };
+    let containers = match ContainerService::open(
+        ctr::Config {
+            data: cfg.data_root.join("containers"),
+            run: cfg.exec_root.join("containers"),
+            runtime_root: cfg.exec_root.join("runtime"),
+            runtime: beside("berth-runtime", "BERTH_RUNTIME"),
+            shim: beside("berth-shim", "BERTH_SHIM"),
+            cgroup_v2: ctr::host_cgroup_v2(),
+            seccomp: ctr::host_seccomp(),
+            log_max_size: None,
+            log_max_files: None,
+        },
+        images.clone(),
+        events.clone(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: open the container store: {e}");
+            return 1;
+        }
+    };
+    {
+        let c = containers.clone();
+        tokio::spawn(async move { c.restore().await });
+    }
     let state = Arc::new(api::State {
+        containers,
         images,
         events,
         info: info::Static {

@@ -62,6 +62,71 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset)
 }
 
+/// Nanoseconds since the epoch of an RFC 3339 time, fraction included.
+pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
+    let secs = parse_rfc3339(s)?;
+    let mut frac: i128 = 0;
+    if s.as_bytes().get(19) == Some(&b'.') {
+        let digits: String = s[20..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let mut d = digits.clone();
+        d.truncate(9);
+        while d.len() < 9 {
+            d.push('0');
+        }
+        frac = d.parse().ok()?;
+    }
+    Some(secs as i128 * 1_000_000_000 + frac)
+}
+
+/// A time given in nanoseconds as RFC 3339 with all nine fraction digits (docker's
+/// `RFC3339NanoFixed`, used by `logs --timestamps`).
+pub fn format_rfc3339_fixed(nanos: i128) -> String {
+    let secs = nanos.div_euclid(1_000_000_000) as i64;
+    let frac = nanos.rem_euclid(1_000_000_000) as u32;
+    let s = format_rfc3339_nanos(secs, 0);
+    format!("{}.{frac:09}Z", s.trim_end_matches('Z'))
+}
+
+/// docker's time filters (`since`, `until`): a Unix time with an optional fraction
+/// (`1700000000.5`), an RFC 3339 time, or a duration back from now (`10m`, `1h30m`, `90s`).
+pub fn parse_filter_time(s: &str) -> Option<i128> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        return Some((f * 1e9) as i128);
+    }
+    if let Some(t) = parse_rfc3339_nanos(s) {
+        return Some(t);
+    }
+    let mut total: f64 = 0.0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            1e-3
+        } else {
+            match c {
+                'h' => 3600.0,
+                'm' => 60.0,
+                's' => 1.0,
+                _ => return None,
+            }
+        };
+        total += num.parse::<f64>().ok()? * unit;
+        num.clear();
+    }
+    if !num.is_empty() || total == 0.0 {
+        return None;
+    }
+    Some(now_nanos() - (total * 1e9) as i128)
+}
+
 /// RFC 3339 in UTC with nanoseconds, as Go's `time.RFC3339Nano` prints.
 pub fn format_rfc3339_nanos(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86400);
@@ -105,6 +170,17 @@ pub fn now_nanos() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanos_and_fixed_format() {
+        let t = parse_rfc3339_nanos("2026-11-25T10:00:00.1234Z").unwrap();
+        assert_eq!(t % 1_000_000_000, 123_400_000);
+        assert_eq!(format_rfc3339_fixed(t), "2026-11-25T10:00:00.123400000Z");
+        assert_eq!(parse_filter_time("1700000000.5"), Some(1_700_000_000_500_000_000));
+        let ago = now_nanos() - parse_filter_time("1m30s").unwrap();
+        assert!((89_000_000_000..=91_000_000_000).contains(&ago));
+        assert_eq!(parse_filter_time("5x"), None);
+    }
 
     #[test]
     fn round_trips() {

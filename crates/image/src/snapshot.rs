@@ -316,6 +316,11 @@ impl Snapshotter {
         ok
     }
 
+    /// Where container `key`'s snapshot lives (`upper/` holds its changes on overlay).
+    pub fn container_dir(&self, key: &str) -> PathBuf {
+        self.root.join("containers").join(key)
+    }
+
     /// Removes container `key`'s writable layer (missing is fine).
     pub fn remove(&self, key: &str) -> Result<(), SnapshotError> {
         if key.is_empty() || key.contains('/') || key.starts_with('.') {

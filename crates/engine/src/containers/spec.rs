@@ -281,7 +281,7 @@ fn env(image: &RunConfig, cfg: &Config, hostname: &str) -> Vec<String> {
 }
 
 /// `user`, `uid`, `user:group`, `uid:gid` -> (uid, gid, additional gids).
-fn user(spec: &str, host: &HostConfig, ctx: &Context) -> Result<oci::User, Error> {
+pub(crate) fn user(spec: &str, host: &HostConfig, ctx: &Context) -> Result<oci::User, Error> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),

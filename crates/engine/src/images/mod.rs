@@ -124,7 +124,12 @@ pub struct ImageService {
     pub(crate) unpack_opts: Options,
     /// Root filesystems as overlay mounts (else as copies).
     overlay: bool,
+    /// Which containers use an image (set by the container service).
+    users: std::sync::RwLock<Option<ImageUsers>>,
 }
+
+/// For an image ID (`sha256:...`): the containers made from it, `(id, running)`.
+pub type ImageUsers = Arc<dyn Fn(&str) -> Vec<(String, bool)> + Send + Sync>;
 
 /// How many times its compressed size a layer may expand to (real layers stay far below: text and
 /// binaries compress 3-10x).
@@ -183,6 +188,7 @@ impl ImageService {
             events,
             blob_locks: Mutex::new(HashMap::new()),
             gc_lock: tokio::sync::Mutex::new(()),
+            users: std::sync::RwLock::new(None),
             unpack_opts,
             overlay,
         })
@@ -213,6 +219,18 @@ impl ImageService {
         self.snaps
             .prepare_copy(key, layers, &self.unpack_opts)
             .map_err(internal)
+    }
+
+    /// Tells the image service which containers use an image: such an image is not deleted.
+    pub fn set_users(&self, f: ImageUsers) {
+        *self.users.write().expect("users lock") = Some(f);
+    }
+
+    pub(crate) fn users(&self, id: &Digest) -> Vec<(String, bool)> {
+        match &*self.users.read().expect("users lock") {
+            Some(f) => f(&id.to_string()),
+            None => Vec::new(),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -94,39 +94,9 @@ impl ImageFilters {
         let Some(v) = self.get("until").first() else {
             return Ok(None);
         };
-        let bad = || Error::Invalid(format!("invalid filter 'until={v}'"));
-        if let Ok(f) = v.parse::<f64>() {
-            return Ok(Some(f as i64));
-        }
-        if let Some(t) = time::parse_rfc3339(v) {
-            return Ok(Some(t));
-        }
-        let mut secs = 0f64;
-        let mut num = String::new();
-        let mut chars = v.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-                continue;
-            }
-            let unit = if c == 'm' && chars.peek() == Some(&'s') {
-                chars.next();
-                0.001
-            } else {
-                match c {
-                    'h' => 3600.0,
-                    'm' => 60.0,
-                    's' => 1.0,
-                    _ => return Err(bad()),
-                }
-            };
-            secs += num.parse::<f64>().map_err(|_| bad())? * unit;
-            num.clear();
-        }
-        if !num.is_empty() || secs == 0.0 {
-            return Err(bad());
-        }
-        Ok(Some(time::now_unix() - secs as i64))
+        time::parse_filter_time(v)
+            .map(|n| Some((n / 1_000_000_000) as i64))
+            .ok_or_else(|| Error::Invalid(format!("invalid filter 'until={v}'")))
     }
 }
 

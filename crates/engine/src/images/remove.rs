@@ -50,9 +50,11 @@ impl ImageService {
             out.push(DeleteItem::Untagged(shown));
             Ok(())
         };
+        let users = self.users(&img.id);
+        let short = &img.id.hex()[..12];
+        let running = users.iter().find(|u| u.1);
         match by_name {
             Some(name) => {
-                untag(&name, &mut out)?;
                 let repo = name
                     .parse::<Reference>()
                     .map(|r| r.repository())
@@ -63,6 +65,16 @@ impl ImageService {
                     n.contains('@')
                         && n.parse::<Reference>().map(|r| r.repository()).ok().as_deref() == Some(&repo)
                 });
+                let last = !name.contains('@') && only_digests_here || rest.is_empty();
+                if last && !force {
+                    if let Some((cid, _)) = users.first() {
+                        return Err(Error::Conflict(format!(
+                            "conflict: unable to remove repository reference \"{input}\" (must force) - container {} is using its referenced image {short}",
+                            &cid[..12]
+                        )));
+                    }
+                }
+                untag(&name, &mut out)?;
                 if !name.contains('@') && only_digests_here {
                     for n in rest {
                         untag(n, &mut out)?;
@@ -72,6 +84,18 @@ impl ImageService {
                 }
             }
             None => {
+                if let Some((cid, _)) = running {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                        &cid[..12]
+                    )));
+                }
+                if let (Some((cid, _)), false) = (users.first(), force) {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                        &cid[..12]
+                    )));
+                }
                 let repos: BTreeSet<String> = img
                     .names
                     .iter()
@@ -80,14 +104,18 @@ impl ImageService {
                     .collect();
                 if repos.len() > 1 && !force {
                     return Err(Error::Conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                        &img.id.hex()[..12]
+                        "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
                     )));
                 }
                 for n in &img.names {
                     untag(n, &mut out)?;
                 }
             }
+        }
+        if !users.is_empty() {
+            // Still used by a container: it stays, without names (as dockerd leaves it).
+            self.meta.put_dangling(&img.record).map_err(internal)?;
+            return Ok(out);
         }
         let (deleted, _) = self.delete_image(&img)?;
         out.extend(deleted);
@@ -133,7 +161,7 @@ impl ImageService {
         let until = filters.until()?;
         let mut report = PruneReport::default();
         for img in self.all()? {
-            if !all && !img.repo_tags().is_empty() {
+            if (!all && !img.repo_tags().is_empty()) || !self.users(&img.id).is_empty() {
                 continue;
             }
             let cfg = self.config(&img).ok().map(|(c, _)| c);
