@@ -1,0 +1,282 @@
+//! berthd under test: tool discovery, a private registry on 127.0.0.1, a daemon on a private socket,
+//! data root and exec root, raw API requests, and CLI runs (docker or berth) against it. Shared by
+//! the engine and container end-to-end tests; every process is stopped by its PID on drop.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{which, workspace};
+
+pub struct Tools {
+    pub berthd: PathBuf,
+    pub registry: PathBuf,
+    pub docker: PathBuf,
+}
+
+pub fn tools() -> Option<Tools> {
+    if std::env::var("BERTH_E2E").as_deref() != Ok("1") {
+        eprintln!("skipped: set BERTH_E2E=1 to run the root end-to-end tests");
+        return None;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the end-to-end tests need root");
+        return None;
+    }
+    let berthd = workspace().join("target/debug/berthd");
+    if !berthd.is_file() {
+        eprintln!(
+            "skipped: {} not found (cargo build -p berth-daemon)",
+            berthd.display()
+        );
+        return None;
+    }
+    let Some(registry) = which("docker-registry") else {
+        eprintln!("skipped: docker-registry not found (apt-get install docker-registry)");
+        return None;
+    };
+    let docker = std::env::var("E2E_DOCKER")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| Some(PathBuf::from("/usr/local/bin/docker")).filter(|p| p.is_file()))
+        .or_else(|| which("docker"))
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/docker"));
+    if !docker.is_file() {
+        eprintln!("skipped: no docker CLI at {} (set E2E_DOCKER)", docker.display());
+        return None;
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        eprintln!("skipped: /bin/busybox not found (apt-get install busybox-static)");
+        return None;
+    }
+    Some(Tools {
+        berthd,
+        registry,
+        docker,
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills and reaps a child it owns (by PID, never by name).
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A registry on 127.0.0.1 with its own storage, removed on drop.
+pub struct Registry {
+    pub addr: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+pub fn registry(t: &Tools) -> Registry {
+    registry_with(t, "")
+}
+
+/// A registry; `auth` is extra configuration (e.g. an htpasswd section).
+pub fn registry_with(t: &Tools, auth: &str) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(&t.registry)
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = Registry {
+        addr: addr.clone(),
+        _proc: Proc(Some(child)),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the registry did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r
+}
+
+/// berthd with a private socket, data root and exec root.
+pub struct Daemon {
+    pub sock: PathBuf,
+    pub dir: PathBuf,
+    pub proc: Proc,
+    pub berthd: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(t: &Tools, dir: &Path) -> Daemon {
+        let mut d = Daemon {
+            sock: dir.join("berth.sock"),
+            dir: dir.to_path_buf(),
+            proc: Proc(None),
+            berthd: t.berthd.clone(),
+        };
+        d.restart();
+        d
+    }
+
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("berthd.log"))
+            .unwrap();
+        let child = Command::new(&self.berthd)
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("exec"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Proc(Some(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((code, _)) = api(&self.sock, "GET", "/_ping", None) {
+                if code == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not answer on {}",
+                self.sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+/// A raw API request over the unix socket (HTTP/1.0 style: the answer ends with the connection).
+pub fn api(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let body = body.unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A client (docker or berth) against daemon `d`.
+pub fn run_cli(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn ok(t: &Tools, d: &Daemon, args: &[&str]) -> String {
+    ok_with(&t.docker, d, args)
+}
+
+pub fn ok_with(bin: &Path, d: &Daemon, args: &[&str]) -> String {
+    let o = run_cli(bin, d, args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{} {args:?} failed: {}\n{out}\n{}",
+        bin.display(),
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+pub fn fails(t: &Tools, d: &Daemon, args: &[&str]) -> String {
+    fails_with(&t.docker, d, args)
+}
+
+pub fn fails_with(bin: &Path, d: &Daemon, args: &[&str]) -> String {
+    let o = run_cli(bin, d, args);
+    assert!(!o.status.success(), "{} {args:?} should fail", bin.display());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A busybox root filesystem as a tar file, plus `extra` bytes of incompressible data.
+pub fn rootfs_tar(dir: &Path, extra: usize) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    if extra > 0 {
+        let mut x: u64 = 0x2545F4914F6CDD1D;
+        let data: Vec<u8> = (0..extra)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(root.join("noise"), data).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
