@@ -7,6 +7,7 @@
 //! prints why it is skipped and passes.
 
 pub mod console;
+pub mod daemon;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
