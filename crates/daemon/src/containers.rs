@@ -150,14 +150,55 @@ pub async fn route(
         ("POST", "pause") => done(svc.pause(&id, true).await, 204),
         ("POST", "unpause") => done(svc.pause(&id, false).await, 204),
         ("POST", "rename") => done(svc.rename(&id, q.str("name")), 204),
-        ("POST", "update") | ("GET", "changes") | ("GET", "export") | ("GET" | "HEAD" | "PUT", "archive") => {
+        ("GET", "changes") => match svc.changes(&id) {
+            Ok(v) => json(200, &v),
+            Err(e) => fail(&e),
+        },
+        ("POST", "update") => match http::read_body(req.into_body(), 1 << 20).await {
+            Err(r) => r,
+            Ok(b) => match serde_json::from_slice::<Value>(&b) {
+                Err(e) => error(400, &format!("invalid JSON: {e}")),
+                Ok(body) => match svc.update(&id, &body).await {
+                    Ok(w) => json(200, &json!({ "Warnings": w })),
+                    Err(e) => fail(&e),
+                },
+            },
+        },
+        ("GET", "export") => {
             if let Err(e) = svc.get(&id) {
                 return Some(fail(&e));
             }
-            error(
-                501,
-                &format!("berthd does not implement /containers/{{id}}/{action} yet"),
-            )
+            tar_stream(move |w| svc.export(&id, w))
+        }
+        ("HEAD" | "GET", "archive") => {
+            let path = q.str("path").to_string();
+            if path.is_empty() {
+                return Some(error(400, "bad parameter: path cannot be empty"));
+            }
+            let stat = match svc.archive_stat(&id, &path) {
+                Ok(s) => s,
+                Err(e) => return Some(fail(&e)),
+            };
+            let header = berth_registry::auth::base64_encode(&serde_json::to_vec(&stat).unwrap_or_default());
+            let mut r = if m == "HEAD" {
+                http::status(200)
+            } else {
+                tar_stream(move |w| svc.archive_get(&id, &path, w))
+            };
+            if let Ok(v) = header.parse() {
+                r.headers_mut().insert("X-Docker-Container-Path-Stat", v);
+            }
+            r
+        }
+        ("PUT", "archive") => {
+            let path = q.str("path").to_string();
+            let mut body = http::body_reader(req.into_body());
+            let r = tokio::task::spawn_blocking(move || svc.archive_put(&id, &path, &mut body)).await;
+            match r {
+                Ok(Ok(())) => http::status(200),
+                Ok(Err(e)) => fail(&e),
+                Err(e) => error(500, &e.to_string()),
+            }
         }
         _ => error(404, "page not found"),
     })
@@ -484,4 +525,21 @@ fn stats(svc: Arc<ContainerService>, id: &str, q: &Query) -> Resp {
         }
     });
     http::streamed("application/json", rx)
+}
+
+/// A tar stream produced on a blocking thread.
+fn tar_stream<F>(f: F) -> Resp
+where
+    F: FnOnce(&mut dyn std::io::Write) -> Result<(), Error> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut w = http::ChanWriter { tx, buf: Vec::new() };
+        if let Err(e) = f(&mut w) {
+            eprintln!("berthd: tar stream: {e}");
+            return;
+        }
+        let _ = std::io::Write::flush(&mut w);
+    });
+    http::streamed("application/x-tar", rx)
 }

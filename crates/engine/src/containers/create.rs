@@ -345,18 +345,35 @@ impl ContainerService {
         cfg: &Config,
         hc: &HostConfig,
     ) -> Result<(), Error> {
-        let ctx = Context {
+        spec::compose(image, cfg, hc, &self.permissive_context(id)).map(drop)
+    }
+
+    /// A composition context that accepts every user, group and container name: for checking a
+    /// configuration without the container's files.
+    pub(crate) fn permissive_context<'a>(&self, id: &'a str) -> Context<'a> {
+        fn any_user(_: &str) -> Option<(u32, u32)> {
+            Some((0, 0))
+        }
+        fn any_group(_: &str) -> Option<u32> {
+            Some(0)
+        }
+        fn no_groups(_: &str, _: u32) -> Vec<u32> {
+            Vec::new()
+        }
+        fn any_container(_: &str) -> Option<u32> {
+            Some(1)
+        }
+        Context {
             id,
             rootfs: "/",
             cgroup_v2: self.cfg.cgroup_v2,
-            user: &|_| Some((0, 0)),
-            group: &|_| Some(0),
-            groups_of: &|_, _| Vec::new(),
-            container_pid: &|_| Some(1),
+            user: &any_user,
+            group: &any_group,
+            groups_of: &no_groups,
+            container_pid: &any_container,
             host_device: &spec_host_device,
             default_seccomp: self.cfg.seccomp,
-        };
-        spec::compose(image, cfg, hc, &ctx).map(drop)
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod attach;
 mod create;
 pub mod exec;
 pub mod files;
+mod fsops;
 mod lifecycle;
 pub mod logs;
 mod query;

@@ -77,7 +77,7 @@ impl Accounts {
     }
 }
 
-fn mount_rootfs(m: &super::record::RootfsMount, target: &Path) -> Result<(), Error> {
+pub(crate) fn mount_rootfs(m: &super::record::RootfsMount, target: &Path) -> Result<(), Error> {
     use nix::mount::{mount, MsFlags};
     let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
     let r = if m.fstype == "bind" {
