@@ -1,6 +1,143 @@
-//! berth-shim: one small monitor per container. The protocol with berthd is in `PROTOCOL.md`.
+//! berth-shim: one small monitor per container (or exec session). The protocol with berthd is in
+//! `PROTOCOL.md`; the set-up is drawn in `setup.rs`, the loop is `monitor.rs`.
 
-fn main() {
-    eprintln!("berth-shim: not built yet");
-    std::process::exit(1);
+mod args;
+mod conn;
+mod end;
+mod exit;
+mod frame;
+mod json;
+mod log;
+mod monitor;
+mod request;
+mod requests;
+mod runtime;
+mod setup;
+mod sock;
+mod stdio;
+mod time;
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use args::{Args, Mode};
+use monitor::Shim;
+use runtime::Runtime;
+use setup::SetupError;
+use stdio::Stdio;
+
+/// A line in the shim's diagnostics (`shim.log`: stderr once daemonized).
+pub fn diag(msg: &str) {
+    eprintln!("{} berth-shim[{}]: {msg}", time::now(), std::process::id());
+}
+
+/// An error and its causes, `: `-separated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Writes the sync line and closes the sync pipe (stdout becomes /dev/null).
+fn sync(result: &Result<(i32, i32), String>) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(exit::sync_line(result).as_bytes());
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    diag(&msg);
+    sync(&Err(msg));
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    // Descriptors berthd leaked to us must not reach the runtime and the container.
+    let _ = berth_sys::close_range_from(3);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let a = match args::parse(&argv, &cwd) {
+        Ok(a) => a,
+        Err(e) => return fail(format!("berth-shim: {e}")),
+    };
+    if let Err(e) = setup::daemonize(&a) {
+        return fail(error_chain(&e));
+    }
+    match prepare(&a) {
+        Ok(shim) => {
+            sync(&Ok((std::process::id() as i32, shim.pid)));
+            shim.run();
+            ExitCode::SUCCESS
+        }
+        Err((e, made)) => {
+            let msg = error_chain(&e);
+            diag(&format!("set-up failed: {msg}"));
+            if made {
+                let rt = Runtime::new(&a);
+                if let Err(e) = rt.run(&rt.verb(&["delete", "--force"], &[])) {
+                    diag(&format!("runtime delete: {e}"));
+                }
+            }
+            let _ = std::fs::remove_file(a.socket());
+            let _ = std::fs::remove_file(a.file("shim", "pid"));
+            sync(&Err(msg));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything before the sync line: signals, the socket, the stdio, the log and, in container mode,
+/// the runtime's create. The error says whether a container was created (and must be deleted).
+fn prepare(a: &Args) -> Result<Shim, (SetupError, bool)> {
+    let no = |e: SetupError| (e, false);
+    let sigfd = setup::signals().map_err(no)?;
+    let _ = std::fs::remove_file(a.exit_file());
+    let listener = sock::listen(&a.socket()).map_err(|e| no(e.into()))?;
+    let mut io = Stdio::new(a.tty, a.stdin).map_err(|e| no(SetupError::Stdio(e)))?;
+    let rt = Runtime::new(a);
+    let mut log = None;
+    let mut pid = 0;
+    if let Mode::Container { log: opts, .. } = &a.mode {
+        if let Some(o) = opts {
+            log = Some(log::JsonFile::open(o).map_err(|e| no(SetupError::Runtime(error_chain(&e))))?);
+        }
+        pid = setup::run_process(a, &rt, &mut io).map_err(|e| {
+            let created = !matches!(e, SetupError::Runtime(_) | SetupError::Spawn(..));
+            (e, created)
+        })?;
+        // What the runtime (or a hook) wrote before the program runs is not the container's output.
+        let chatter = io.runtime_output();
+        if !chatter.is_empty() {
+            diag(&format!(
+                "runtime said: {}",
+                String::from_utf8_lossy(&chatter).trim_end()
+            ));
+        }
+    }
+    Ok(Shim {
+        args: a.clone(),
+        rt,
+        listener,
+        sigfd,
+        io,
+        log,
+        conns: Vec::new(),
+        pid,
+        started: false,
+        start_error: None,
+        exit: None,
+        drain_until: None,
+        linger_until: None,
+        pending_size: None,
+        log_failed: false,
+    })
 }

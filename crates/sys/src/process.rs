@@ -212,3 +212,18 @@ pub fn join_session_keyring(name: &str) -> io::Result<i64> {
         Ok(ret)
     }
 }
+
+/// `waitpid(-1, WNOHANG)`: reaps one exited child, any child. `Ok(Some((pid, status)))` with the raw
+/// wait status (decode it with `libc::WIFEXITED` and friends: nix's `WaitStatus` cannot represent a
+/// death by a real-time signal and would lose the child), `Ok(None)` when children exist but none has
+/// exited, `Err(ECHILD)` when there are no children.
+pub fn reap_any_nohang() -> io::Result<Option<(i32, i32)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable int for the duration of the call; no other memory is passed.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some((pid, status))),
+    }
+}

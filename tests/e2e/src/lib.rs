@@ -3,7 +3,8 @@
 //! guard that removes the container, its cgroup and the bundle even when the test fails.
 //!
 //! Which runtime: `E2E_RUNTIME` (a path, or `runc`/`crun` from PATH); by default the workspace's
-//! `target/debug/berth-runtime`. The tests run only with `BERTH_E2E=1` and as root; otherwise each
+//! `berth-runtime`, found by [`built`] (next to the test binary, so `CARGO_TARGET_DIR` is honoured,
+//! else in `target/debug`). The tests run only with `BERTH_E2E=1` and as root; otherwise each
 //! prints why it is skipped and passes.
 
 pub mod console;
@@ -24,6 +25,29 @@ pub fn workspace() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// The directory of the binaries built together with the tests: a test executable is
+/// `<target>/<profile>/deps/NAME-HASH`, so this follows `CARGO_TARGET_DIR`.
+pub fn bin_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+}
+
+/// A binary of the workspace (`profile` "debug" or "release"): where this test binary was built,
+/// else in the workspace's `target/`.
+pub fn built_in(profile: &str, name: &str) -> PathBuf {
+    let near = bin_dir().and_then(|d| Some(d.parent()?.join(profile).join(name)));
+    match near {
+        Some(p) if p.is_file() => p,
+        _ => workspace().join("target").join(profile).join(name),
+    }
+}
+
+/// A debug binary of the workspace (see [`built_in`]).
+pub fn built(name: &str) -> PathBuf {
+    built_in("debug", name)
 }
 
 /// The runtime under test and the probe, when the tests can run here.
@@ -62,13 +86,13 @@ pub fn env() -> Option<Env> {
     }
     let given = std::env::var("E2E_RUNTIME").unwrap_or_default();
     let runtime = match given.as_str() {
-        "" => workspace().join("target/debug/berth-runtime"),
+        "" => built("berth-runtime"),
         g if g.contains('/') => PathBuf::from(g),
         g => which(g)?,
     };
     let probe = std::env::var("E2E_PROBE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace().join("target/release/probe"));
+        .unwrap_or_else(|_| built_in("release", "probe"));
     for (what, p) in [("runtime", &runtime), ("probe", &probe)] {
         if !p.is_file() {
             eprintln!("skipped: {what} {} not found (build it first)", p.display());
@@ -95,6 +119,22 @@ pub fn env() -> Option<Env> {
         probe,
         kind: kind.to_string(),
     })
+}
+
+/// berth-shim (`E2E_SHIM`, else [`built`]), or `None` with the reason printed.
+pub fn shim() -> Option<PathBuf> {
+    let p = std::env::var("E2E_SHIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| built("berth-shim"));
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: berth-shim {} not found (cargo build -p berth-shim)",
+            p.display()
+        );
+        None
+    }
 }
 
 /// Whether the host runs pure cgroup v2.
