@@ -72,23 +72,17 @@ fn main() -> ExitCode {
     if let Err(e) = setup::daemonize(&a) {
         return fail(error_chain(&e));
     }
-    match prepare(&a) {
+    let mut undo = setup::Undo::default();
+    match prepare(&a, &mut undo) {
         Ok(shim) => {
             sync(&Ok((std::process::id() as i32, shim.pid)));
             shim.run();
             ExitCode::SUCCESS
         }
-        Err((e, made)) => {
+        Err(e) => {
             let msg = error_chain(&e);
             diag(&format!("set-up failed: {msg}"));
-            if made {
-                let rt = Runtime::new(&a);
-                if let Err(e) = rt.run(&rt.verb(&["delete", "--force"], &[])) {
-                    diag(&format!("runtime delete: {e}"));
-                }
-            }
-            let _ = std::fs::remove_file(a.socket());
-            let _ = std::fs::remove_file(a.file("shim", "pid"));
+            undo.run(&Runtime::new(&a));
             sync(&Err(msg));
             ExitCode::FAILURE
         }
@@ -96,24 +90,25 @@ fn main() -> ExitCode {
 }
 
 /// Everything before the sync line: signals, the socket, the stdio, the log and, in container mode,
-/// the runtime's create. The error says whether a container was created (and must be deleted).
-fn prepare(a: &Args) -> Result<Shim, (SetupError, bool)> {
-    let no = |e: SetupError| (e, false);
-    let sigfd = setup::signals().map_err(no)?;
+/// the runtime's create. What it made is noted in `undo`, for a failure.
+fn prepare(a: &Args, undo: &mut setup::Undo) -> Result<Shim, SetupError> {
+    let sigfd = setup::signals()?;
     let _ = std::fs::remove_file(a.exit_file());
-    let listener = sock::listen(&a.socket()).map_err(|e| no(e.into()))?;
-    let mut io = Stdio::new(a.tty, a.stdin).map_err(|e| no(SetupError::Stdio(e)))?;
+    let listener = sock::listen(&a.socket())?;
+    undo.files.push(a.socket());
+    setup::write_pid_file(a)?;
+    undo.files.push(a.file("shim", "pid"));
+    let mut io = Stdio::new(a.tty, a.stdin).map_err(SetupError::Stdio)?;
     let rt = Runtime::new(a);
     let mut log = None;
     let mut pid = 0;
     if let Mode::Container { log: opts, .. } = &a.mode {
         if let Some(o) = opts {
-            log = Some(log::JsonFile::open(o).map_err(|e| no(SetupError::Runtime(error_chain(&e))))?);
+            log = Some(log::JsonFile::open(o)?);
         }
-        pid = setup::run_process(a, &rt, &mut io).map_err(|e| {
-            let created = !matches!(e, SetupError::Runtime(_) | SetupError::Spawn(..));
-            (e, created)
-        })?;
+        let console = setup::run_runtime(a, &rt, &mut io)?;
+        undo.container = true;
+        pid = setup::collect(a, &mut io, console)?;
         // What the runtime (or a hook) wrote before the program runs is not the container's output.
         let chatter = io.runtime_output();
         if !chatter.is_empty() {

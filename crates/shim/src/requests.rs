@@ -89,7 +89,9 @@ impl Shim {
     }
 
     fn start_exec(&mut self) -> Result<i32, String> {
-        match setup::run_process(&self.args, &self.rt, &mut self.io) {
+        let started = setup::run_runtime(&self.args, &self.rt, &mut self.io)
+            .and_then(|console| setup::collect(&self.args, &mut self.io, console));
+        match started {
             Ok(pid) => {
                 self.pid = pid;
                 self.started = true;

@@ -4,7 +4,7 @@
 //!  berthd                 shim (first)             shim (second, the monitor)         runtime
 //!    | spawn, stdout=sync pipe |                         |                                |
 //!    |------------------------>| fork ------------------>| setsid, stderr -> shim.log,     |
-//!    |<-- exits, reaped -------|                         | subreaper, shim.pid, socket     |
+//!    |<-- exits, reaped -------|                         | subreaper, socket, shim.pid     |
 //!    |                                                   | create --pid-file init.pid ---->|
 //!    |                                                   |<-- exit status, stderr ---------|
 //!    |<-------------- one JSON line, pipe closed --------|                                |
@@ -53,10 +53,12 @@ pub enum SetupError {
     Runtime(String),
     #[error("set up the terminal")]
     Terminal(#[source] io::Error),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
 }
 
 /// Forks; the original process exits at once, the second goes on as the monitor in a session of its
-/// own, with its diagnostics in `shim.log`, as a child subreaper, its pid in `shim.pid`.
+/// own, with its diagnostics in `shim.log`, as a child subreaper.
 pub fn daemonize(a: &Args) -> Result<(), SetupError> {
     // 1. fork: berthd reaps the first process at once and is not the monitor's parent.
     if let berth_sys::Forked::Parent(_) = berth_sys::fork().map_err(SetupError::Fork)? {
@@ -75,12 +77,14 @@ pub fn daemonize(a: &Args) -> Result<(), SetupError> {
     // 4. the cwd of berthd might be unmounted later; every path is absolute.
     let _ = nix::unistd::chdir("/");
     // 5. the container's init (and an exec'd process) is re-parented to us when the runtime exits.
-    berth_sys::process::set_child_subreaper().map_err(SetupError::Subreaper)?;
-    write_atomically(
-        &a.file("shim", "pid"),
-        format!("{}\n", std::process::id()).as_bytes(),
-    )
-    .map_err(|e| SetupError::PidFile(a.file("shim", "pid"), e))
+    berth_sys::process::set_child_subreaper().map_err(SetupError::Subreaper)
+}
+
+/// `shim.pid` (exec: `shim-EXECID.pid`), written once the socket is ours.
+pub fn write_pid_file(a: &Args) -> Result<(), SetupError> {
+    let path = a.file("shim", "pid");
+    write_atomically(&path, format!("{}\n", std::process::id()).as_bytes())
+        .map_err(|e| SetupError::PidFile(path, e))
 }
 
 /// Blocks SIGCHLD (read from the signalfd) and SIGTERM, SIGINT, SIGHUP (read and ignored: berthd
@@ -122,9 +126,9 @@ pub fn console(a: &Args) -> Result<Option<Console>, SetupError> {
     Ok(Some(Console::new(&a.file("console", "sock"))?))
 }
 
-/// Runs the runtime's create (container mode) or exec (exec mode) with the process's stdio, and reads
-/// the pid file it wrote; with a terminal, installs the master it sent.
-pub fn run_process(a: &Args, rt: &Runtime, io: &mut Stdio) -> Result<i32, SetupError> {
+/// Runs the runtime's create (container mode) or exec (exec mode) with the process's stdio. On
+/// success the runtime has made something (a container, a process) and [`collect`] takes it over.
+pub fn run_runtime(a: &Args, rt: &Runtime, io: &mut Stdio) -> Result<Option<Console>, SetupError> {
     let console = console(a)?;
     let socket = console.as_ref().map(|c| c.path.as_path());
     let pid_file = a.process_pid_file();
@@ -151,10 +155,36 @@ pub fn run_process(a: &Args, rt: &Runtime, io: &mut Stdio) -> Result<i32, SetupE
             error_message(&out).unwrap_or_else(|| format!("{} failed: {status}", rt.path.display())),
         ));
     }
-    let pid = read_pid(&pid_file)?;
+    Ok(console)
+}
+
+/// After a successful [`run_runtime`]: the pid the runtime wrote and, with a terminal, the master
+/// it sent.
+pub fn collect(a: &Args, io: &mut Stdio, console: Option<Console>) -> Result<i32, SetupError> {
+    let pid = read_pid(&a.process_pid_file())?;
     if let Some(c) = console {
         let master = c.receive()?;
         io.set_master(master).map_err(SetupError::Terminal)?;
     }
     Ok(pid)
+}
+
+/// What a failed set-up removes: the socket and pid file it made, the container it created.
+#[derive(Default)]
+pub struct Undo {
+    pub files: Vec<PathBuf>,
+    pub container: bool,
+}
+
+impl Undo {
+    pub fn run(&self, rt: &Runtime) {
+        if self.container {
+            if let Err(e) = rt.run(&rt.verb(&["delete", "--force"], &[])) {
+                crate::diag(&format!("runtime delete: {e}"));
+            }
+        }
+        for f in &self.files {
+            let _ = fs::remove_file(f);
+        }
+    }
 }

@@ -139,6 +139,38 @@ impl Drop for Shim {
     }
 }
 
+/// A tmpfs for `--unmount`, unmounted when dropped if it still is mounted.
+struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    fn new(path: &Path) -> TmpfsMount {
+        std::fs::create_dir_all(path).expect("mkdir mount point");
+        nix::mount::mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount tmpfs");
+        TmpfsMount(path.to_path_buf())
+    }
+
+    fn mounted(&self) -> bool {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let p = self.0.to_string_lossy();
+        info.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        if self.mounted() {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
@@ -217,7 +249,18 @@ fn container_output_frames_exit_log_and_cleanup() {
     let Some((e, bin)) = ready() else { return };
     let c = container(&e, "echo hello; echo err >&2; exit 3");
     let log = c.dir.join("shim/c.log");
-    let s = Shim::container(&bin, &e, &c, &["--log", log.to_str().unwrap()]);
+    let mnt = TmpfsMount::new(&c.dir.join("mnt"));
+    let s = Shim::container(
+        &bin,
+        &e,
+        &c,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--unmount",
+            mnt.0.to_str().unwrap(),
+        ],
+    );
     assert_eq!(s.sync["ok"], true, "{}", s.sync);
     let init = s.sync["pid"].as_i64().unwrap_or(0);
     assert!(init > 0 && s.pid > 0, "{}", s.sync);
@@ -257,6 +300,7 @@ fn container_output_frames_exit_log_and_cleanup() {
     assert!(!c.state_left(), "the runtime state is deleted");
     assert!(!s.sock.exists(), "the socket is removed");
     assert!(!s.dir.join("shim.pid").exists(), "the pid file is removed");
+    assert!(!mnt.mounted(), "--unmount PATH is unmounted at the end");
 }
 
 #[test]
@@ -309,6 +353,22 @@ fn kill_9_ends_with_137_and_signal_9() {
     assert_eq!(status["state"], "running");
     assert!(s.ask("RESIZE 10 10").starts_with("ERR "), "no terminal to resize");
     assert!(s.ask("KILL NOSUCH").starts_with("ERR "));
+    // A second shim on the same directory is refused and leaves the first one alone.
+    let second = Shim::container(&bin, &e, &c, &[]);
+    assert_eq!(second.sync["ok"], false, "{}", second.sync);
+    assert!(
+        second.sync["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another shim"),
+        "{}",
+        second.sync
+    );
+    assert!(s.sock.exists() && s.dir.join("shim.pid").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("shim.pid")).unwrap().trim(),
+        s.pid.to_string()
+    );
     assert_eq!(s.ask("KILL 9"), "OK");
     let x = exit_of(&read_line(wait));
     assert_eq!(
@@ -505,4 +565,53 @@ fn a_killed_shim_closes_its_connections_without_exit() {
     s.wait_gone();
     assert_eq!(c.status(), "running", "the container outlives its monitor");
     assert!(!s.dir.join("exit.json").exists());
+}
+
+#[test]
+fn a_slow_client_holds_the_output_back_and_nothing_is_lost() {
+    let Some((e, bin)) = ready() else { return };
+    const TOTAL: usize = 4 * 1024 * 1024;
+    let c = container(&e, &format!("busybox head -c {TOTAL} /dev/zero"));
+    let s = Shim::container(&bin, &e, &c, &[]);
+    assert_eq!(s.sync["ok"], true, "{}", s.sync);
+    let fast = s.attach("stdout");
+    let mut slow = s.attach("stdout");
+    let wait = s.send("WAIT");
+    assert!(s.ask("START").starts_with("OK "));
+    let pid = s.pid;
+    let slow_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut peak_rss_kb = 0u64;
+        loop {
+            let n = slow.read(&mut buf).expect("slow read");
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let rss = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            peak_rss_kb = peak_rss_kb.max(rss);
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        (all, peak_rss_kb)
+    });
+    let (out, _) = frames_to_end(fast);
+    let (slow_bytes, peak_rss_kb) = slow_reader.join().expect("slow reader");
+    assert_eq!(out.len(), TOTAL, "the fast client got everything");
+    let mut slow_payload = 0;
+    let mut rest = slow_bytes.as_slice();
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        slow_payload += len;
+        rest = &rest[8 + len..];
+    }
+    assert_eq!(slow_payload, TOTAL, "the slow client got everything");
+    eprintln!("peak shim VmRSS while a client was slow: {peak_rss_kb} kB");
+    assert!(peak_rss_kb < 16 * 1024, "the shim buffered {peak_rss_kb} kB");
+    assert_eq!(exit_of(&read_line(wait))["exit_code"], 0);
 }
