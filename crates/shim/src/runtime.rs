@@ -70,9 +70,11 @@ impl Runtime {
         self.argv(&v)
     }
 
+    /// The runtime with `argv`, every signal at its default (the shim blocks and ignores some).
     pub fn command(&self, argv: &[OsString]) -> Command {
         let mut c = Command::new(&self.path);
         c.args(argv).current_dir("/");
+        berth_sys::process::default_signals_on_exec(&mut c);
         c
     }
 

@@ -227,3 +227,60 @@ pub fn reap_any_nohang() -> io::Result<Option<(i32, i32)>> {
         pid => Ok(Some((pid, status))),
     }
 }
+
+/// Makes `cmd` run its program with every signal at its default disposition and none blocked
+/// ([`reset_signals`], and glibc's internal signals 32 and 33 through the system call, between fork
+/// and exec). Without it the standard library may start the program through glibc's `posix_spawn`,
+/// whose child sets signal 32 to SIG_IGN; an ignored disposition survives `execve`, a Go runtime
+/// (runc) keeps it, and a container would inherit it. A caller that was itself started that way has
+/// them ignored too, and glibc's `sigaction` refuses to touch them.
+pub fn default_signals_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child just before execve; it only calls sigaction,
+    // sigprocmask and rt_sigaction (async-signal-safe) and allocates nothing, so it is sound after
+    // fork even in a multi-threaded parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            reset_signals()?;
+            for sig in [32, 33] {
+                default_disposition_raw(sig)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `rt_sigaction(sig, SIG_DFL)` without glibc, which keeps its internal signals to itself.
+fn default_disposition_raw(sig: i32) -> io::Result<()> {
+    /// The kernel's `struct sigaction` (with `sa_restorer`, the larger layout; all zero but the
+    /// handler, so the layout without it reads the same).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let sa = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `sa` is a valid kernel sigaction that outlives the call; the old-action pointer may be
+    // null; the last argument is the size of the kernel's sigset (8 bytes).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &sa as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -343,7 +343,9 @@ fn tty_resize_before_start_is_what_the_process_sees() {
 #[test]
 fn kill_9_ends_with_137_and_signal_9() {
     let Some((e, bin)) = ready() else { return };
-    let c = container(&e, "sleep 100");
+    let mut c = container(&e, "");
+    c.config["process"]["args"] = json!(["sleep", "100"]);
+    c.write_config();
     let s = Shim::container(&bin, &e, &c, &[]);
     assert_eq!(s.sync["ok"], true, "{}", s.sync);
     let wait = s.send("WAIT");
@@ -351,6 +353,12 @@ fn kill_9_ends_with_137_and_signal_9() {
     assert!(s.ask("START").starts_with("ERR "), "a second START fails");
     let status: Value = serde_json::from_str(&s.ask("STATUS")).unwrap();
     assert_eq!(status["state"], "running");
+    // The shim blocks and ignores signals of its own; the container inherits none of that.
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", status["pid"])).unwrap();
+    for field in ["SigBlk:", "SigIgn:"] {
+        let line = proc_status.lines().find(|l| l.starts_with(field)).unwrap_or("");
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
     assert!(s.ask("RESIZE 10 10").starts_with("ERR "), "no terminal to resize");
     assert!(s.ask("KILL NOSUCH").starts_with("ERR "));
     // A second shim on the same directory is refused and leaves the first one alone.
