@@ -136,3 +136,86 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+
+    fn pair() -> (Conn, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (Conn::new(a), b)
+    }
+
+    /// Collects what a client sent for stdin, as text.
+    fn sink(out: &mut Vec<String>) -> impl FnMut(Input<'_>) + '_ {
+        |i| {
+            out.push(match i {
+                Input::Stdin(b) => String::from_utf8_lossy(b).into_owned(),
+                Input::Close => "<close>".into(),
+            })
+        }
+    }
+
+    fn read(c: &mut Conn, stdin: &mut Vec<String>) -> Option<(Result<Request, RequestError>, Vec<u8>)> {
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf, &mut sink(stdin)) {
+            Got::Nothing => None,
+            Got::Request(r, rest) => Some((r, rest)),
+        }
+    }
+
+    #[test]
+    fn a_request_line_in_pieces_then_frames_in_the_same_write() {
+        let (mut c, mut peer) = pair();
+        let mut stdin = Vec::new();
+        peer.write_all(b"ATTACH stdin ").unwrap();
+        assert!(read(&mut c, &mut stdin).is_none());
+        let mut rest = b"stdout\n".to_vec();
+        frame::encode(&mut rest, 0, b"hi");
+        frame::encode(&mut rest, 1, b"");
+        peer.write_all(&rest).unwrap();
+        let (req, after) = read(&mut c, &mut stdin).expect("the request");
+        let Ok(Request::Attach(s)) = req else {
+            panic!("{req:?}")
+        };
+        assert!(s.stdin && s.stdout && !s.stderr);
+        c.role = Role::Attached(s);
+        c.frames(&mut after.as_slice(), &mut sink(&mut stdin));
+        assert_eq!(stdin, ["hi", "<close>"]);
+    }
+
+    #[test]
+    fn answers_are_queued_and_sent() {
+        let (mut c, peer) = pair();
+        c.answer("OK 42");
+        assert_eq!(c.unsent(), 6);
+        c.flush();
+        assert_eq!(c.unsent(), 0);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(peer), &mut line).unwrap();
+        assert_eq!(line, "OK 42\n");
+    }
+
+    #[test]
+    fn long_lines_and_hangups() {
+        let (mut c, mut peer) = pair();
+        let mut stdin = Vec::new();
+        peer.write_all(&[b'x'; request::MAX_LINE + 1]).unwrap();
+        let (req, _) = read(&mut c, &mut stdin).expect("refused");
+        assert_eq!(req, Err(RequestError::TooLong));
+        drop(peer);
+        assert!(read(&mut c, &mut stdin).is_none());
+        assert!(c.dead);
+        // Frames from a client attached without stdin are dropped.
+        let (mut c, _peer) = pair();
+        c.role = Role::Attached(Streams {
+            stdout: true,
+            ..Default::default()
+        });
+        let mut f = Vec::new();
+        frame::encode(&mut f, 0, b"dropped");
+        c.frames(&mut f.as_slice(), &mut |_| panic!("no stdin"));
+    }
+}

@@ -178,3 +178,51 @@ impl Stdio {
         self.runtime_err = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn stdin_is_written_then_closed_on_request() {
+        let mut s = Stdio::new(false, true).unwrap();
+        let child = s.take_child().unwrap();
+        assert!(s.take_child().is_none());
+        let mut reader = File::from(child.stdin);
+        s.stdin_buf.extend_from_slice(b"hello");
+        s.stdin_close = true;
+        s.write_stdin();
+        assert!(s.stdin.is_none(), "closed once written");
+        drop(child.stdout);
+        drop(child.stderr);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello");
+    }
+
+    #[test]
+    fn without_stdin_the_child_reads_dev_null_and_output_ends_at_eof() {
+        let mut s = Stdio::new(false, false).unwrap();
+        assert!(s.stdin.is_none());
+        let child = s.take_child().unwrap();
+        let mut w = File::from(child.stderr);
+        w.write_all(b"time=\"x\" level=error msg=\"boom\"\n").unwrap();
+        assert_eq!(
+            crate::runtime::error_message(&s.runtime_output()).as_deref(),
+            Some("boom")
+        );
+        assert!(!s.outputs_closed());
+        s.close();
+        assert!(s.outputs_closed());
+    }
+
+    #[test]
+    fn a_reader_that_went_away_drops_what_is_buffered() {
+        let mut s = Stdio::new(false, true).unwrap();
+        drop(s.take_child());
+        s.stdin_buf.extend_from_slice(b"lost");
+        s.write_stdin();
+        assert!(s.stdin.is_none() && s.stdin_buf.is_empty());
+    }
+}
