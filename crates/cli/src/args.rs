@@ -13,11 +13,25 @@ pub enum Kind {
     List,
 }
 
+/// A flag value check: the error after `flag: `.
+pub type Check = fn(&str) -> Result<(), String>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Flag {
     pub short: Option<char>,
     pub long: &'static str,
     pub kind: Kind,
+    /// pflag's typed values: a value this refuses is a usage error at parse time
+    /// (`invalid argument "5x" for "-m, --memory" flag: invalid suffix: 'x'`)
+    pub check: Option<Check>,
+}
+
+impl Flag {
+    /// This flag with a value check.
+    pub const fn checked(mut self, check: Check) -> Flag {
+        self.check = Some(check);
+        self
+    }
 }
 
 pub const fn bool_flag(short: Option<char>, long: &'static str) -> Flag {
@@ -25,6 +39,7 @@ pub const fn bool_flag(short: Option<char>, long: &'static str) -> Flag {
         short,
         long,
         kind: Kind::Bool,
+        check: None,
     }
 }
 
@@ -33,6 +48,7 @@ pub const fn value_flag(short: Option<char>, long: &'static str) -> Flag {
         short,
         long,
         kind: Kind::Value,
+        check: None,
     }
 }
 
@@ -41,6 +57,7 @@ pub const fn list_flag(short: Option<char>, long: &'static str) -> Flag {
         short,
         long,
         kind: Kind::List,
+        check: None,
     }
 }
 
@@ -50,6 +67,10 @@ pub enum Count {
     Exact(usize),
     Min(usize),
     Max(usize),
+    /// at least this many, and flags end at the first argument: what follows is a
+    /// command line of its own (`run IMAGE [COMMAND] [ARG...]`, pflag's
+    /// `SetInterspersed(false)`)
+    Command(usize),
 }
 
 /// One command: its path (`image ls`), usage line, help text and flags.
@@ -138,6 +159,14 @@ impl Spec {
                 }
             }
         } else {
+            if let Some(check) = f.check {
+                if let Err(e) = check(&value) {
+                    return Err(self.flag_error(format!(
+                        "invalid argument {value:?} for \"{}\" flag: {e}",
+                        flag_name(f)
+                    )));
+                }
+            }
             value
         };
         let entry = p.values.entry(f.long).or_default();
@@ -219,6 +248,10 @@ impl Spec {
                 }
             } else {
                 p.args.push(a.clone());
+                if matches!(self.count, Count::Command(_)) {
+                    p.args.extend(argv[i..].iter().cloned());
+                    break;
+                }
             }
         }
         if !p.help {
@@ -233,7 +266,9 @@ impl Spec {
         let (msg, see) = match self.count {
             Count::None if n > 0 => (format!("{cmd} accepts no arguments"), "Run"),
             Count::Exact(k) if n != k => (format!("{cmd} requires {k} {}", plural(k)), "Run"),
-            Count::Min(k) if n < k => (format!("{cmd} requires at least {k} {}", plural(k)), "See"),
+            Count::Min(k) | Count::Command(k) if n < k => {
+                (format!("{cmd} requires at least {k} {}", plural(k)), "See")
+            }
             Count::Max(k) if n > k => (format!("{cmd} requires at most {k} {}", plural(k)), "Run"),
             _ => return Ok(()),
         };

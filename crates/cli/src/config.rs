@@ -106,6 +106,15 @@ impl ConfigFile {
         Ok(ConfigFile { path, data })
     }
 
+    /// `detachKeys`: the key sequence that detaches from a container.
+    pub fn detach_keys(&self) -> Option<String> {
+        self.data
+            .get("detachKeys")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     fn auths(&self) -> Option<&Map<String, Value>> {
         self.data.get("auths").and_then(Value::as_object)
     }

@@ -76,6 +76,11 @@ pub fn render(format: &str, rows: &Rows<'_>) -> Result<String, Error> {
     Ok(TabWriter::docker_table().format(&format!("{header}\n{out}")))
 }
 
+/// `render` of rows under these headers.
+pub fn table(format: &str, headers: &[(&str, &str)], rows: Vec<Value>) -> Result<String, Error> {
+    render(format, &Rows { headers, rows })
+}
+
 /// A row from (field, value) pairs, keeping their order.
 pub fn row(fields: &[(&str, String)]) -> Value {
     Value::Object(

@@ -21,6 +21,8 @@ pub struct Api {
     pub client: Client,
     autostart: bool,
     checked: Cell<bool>,
+    /// negotiate the API version with the daemon before the first request
+    negotiate: Cell<bool>,
 }
 
 /// `-H` (the last one given), then `$BERTH_HOST`, then the default.
@@ -40,7 +42,36 @@ impl Api {
             client: Client::new(endpoint),
             autostart,
             checked: Cell::new(false),
+            negotiate: Cell::new(true),
         }
+    }
+
+    /// An API that always speaks this client's version (tests with canned answers).
+    #[cfg(test)]
+    pub fn fixed(endpoint: Endpoint) -> Api {
+        let api = Api::new(endpoint, false);
+        api.negotiate.set(false);
+        api
+    }
+
+    /// Starts the daemon if needed, then negotiates the API version once.
+    fn ready(&self) -> Result<(), Error> {
+        self.ensure()?;
+        if self.negotiate.replace(false) {
+            self.client.negotiate()?;
+        }
+        Ok(())
+    }
+
+    /// A hijacked request (attach, exec start).
+    pub fn hijack(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<crate::http::Hijacked, Error> {
+        self.ready()?;
+        self.client.hijack(method, path, body)
     }
 
     /// Starts the daemon first if it is ours to start and does not answer.
@@ -96,7 +127,7 @@ impl Api {
         headers: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<crate::http::Response, Error> {
-        self.ensure()?;
+        self.ready()?;
         self.client.send(method, path, headers, body)
     }
 
@@ -107,12 +138,12 @@ impl Api {
         headers: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<crate::http::Response, Error> {
-        self.ensure()?;
+        self.ready()?;
         self.client.request(method, path, headers, body)
     }
 
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
-        self.ensure()?;
+        self.ready()?;
         self.client.get_json(path)
     }
 }

@@ -7,6 +7,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 pub const API_VERSION: &str = "1.44";
 
@@ -96,7 +97,7 @@ impl From<io::Error> for Error {
     }
 }
 
-trait Conn: Read + Write + Send {}
+pub trait Conn: Read + Write + Send {}
 impl<T: Read + Write + Send> Conn for T {}
 
 /// A request body.
@@ -326,24 +327,125 @@ fn status_text(code: u16) -> &'static str {
     }
 }
 
+/// A connection to the daemon: a unix socket or TCP.
+pub enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    /// Closes the writing half (docker's `CloseWrite` when stdin ends).
+    pub fn close_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
+    /// Closes both halves: a reader blocked on it returns.
+    pub fn close(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(b),
+            Stream::Tcp(s) => s.read(b),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(b),
+            Stream::Tcp(s) => s.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// A hijacked connection after `101 Switching Protocols`: the daemon's bytes (what it
+/// sent after its answer's head comes first) and a writer for ours.
+pub struct Hijacked {
+    pub reader: BufReader<Box<dyn Conn>>,
+    pub writer: Stream,
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     pub endpoint: Endpoint,
+    /// the API version in use: this client's, or the daemon's when older (negotiated)
+    version: Arc<OnceLock<String>>,
+}
+
+/// Compares dotted API versions numerically (`1.41` < `1.44`).
+pub fn version_less(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(a) < parse(b)
 }
 
 impl Client {
     pub fn new(endpoint: Endpoint) -> Client {
-        Client { endpoint }
+        Client {
+            endpoint,
+            version: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The API version requests are sent with.
+    pub fn version(&self) -> &str {
+        self.version.get().map(String::as_str).unwrap_or(API_VERSION)
+    }
+
+    /// docker's version negotiation: `GET /_ping`, and the daemon's `API-Version` when it
+    /// is older than ours. Done once; a daemon that does not say keeps ours.
+    pub fn negotiate(&self) -> Result<(), Error> {
+        if self.version.get().is_some() {
+            return Ok(());
+        }
+        let resp = self.send_target("GET", "/_ping", &[], Body::Empty)?;
+        let v = match resp.header("API-Version") {
+            Some(v) if !v.is_empty() && version_less(v, API_VERSION) => v.to_string(),
+            _ => API_VERSION.to_string(),
+        };
+        let _ = self.version.set(v);
+        Ok(())
+    }
+
+    fn open(&self) -> Result<Stream, Error> {
+        match &self.endpoint {
+            Endpoint::Unix(p) => UnixStream::connect(p).map(Stream::Unix),
+            Endpoint::Tcp(hp) => TcpStream::connect(hp.as_str()).map(Stream::Tcp),
+        }
+        .map_err(|e| Error::Connect(self.endpoint.clone(), e))
     }
 
     fn connect(&self) -> Result<Box<dyn Conn>, Error> {
+        Ok(Box::new(self.open()?))
+    }
+
+    fn host_header(&self) -> String {
         match &self.endpoint {
-            Endpoint::Unix(p) => UnixStream::connect(p)
-                .map(|s| Box::new(s) as Box<dyn Conn>)
-                .map_err(|e| Error::Connect(self.endpoint.clone(), e)),
-            Endpoint::Tcp(hp) => TcpStream::connect(hp.as_str())
-                .map(|s| Box::new(s) as Box<dyn Conn>)
-                .map_err(|e| Error::Connect(self.endpoint.clone(), e)),
+            Endpoint::Unix(_) => "api.moby.localhost".to_string(),
+            Endpoint::Tcp(hp) => hp.clone(),
         }
     }
 
@@ -356,13 +458,60 @@ impl Client {
         headers: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<Response, Error> {
-        let mut conn = self.connect()?;
-        let host = match &self.endpoint {
-            Endpoint::Unix(_) => "api.moby.localhost".to_string(),
-            Endpoint::Tcp(hp) => hp.clone(),
-        };
+        self.send_target(method, &format!("/v{}{path}", self.version()), headers, body)
+    }
+
+    /// docker's hijacked request (`attach`, `exec start`): `Connection: Upgrade`,
+    /// `Upgrade: tcp`, and on `101` the raw connection. Any other answer is an API error.
+    pub fn hijack(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Hijacked, Error> {
+        let mut conn = self.open()?;
+        let target = format!("/v{}{path}", self.version());
         let mut head = format!(
-            "{method} /v{API_VERSION}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth/{}\r\nConnection: close\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n",
+            self.host_header(),
+            env!("CARGO_PKG_VERSION")
+        );
+        let body = body.unwrap_or_default();
+        if body.is_empty() {
+            head.push_str("Content-Length: 0\r\n\r\n");
+        } else {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ));
+        }
+        conn.write_all(head.as_bytes())?;
+        conn.write_all(&body)?;
+        conn.flush()?;
+        let writer = conn.try_clone()?;
+        let mut reader = BufReader::with_capacity(32 * 1024, Box::new(conn) as Box<dyn Conn>);
+        let (status, headers) = read_head(&mut reader)?;
+        if status == 101 || status == 200 {
+            return Ok(Hijacked { reader, writer });
+        }
+        let framing = framing(method, status, &headers)?;
+        let resp = Response {
+            status,
+            headers,
+            body: BodyReader {
+                conn: reader,
+                framing,
+            },
+        };
+        Err(api_error(resp, path))
+    }
+
+    fn send_target(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<Response, Error> {
+        let mut conn = self.connect()?;
+        let mut head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nConnection: close\r\n",
+            self.host_header(),
             env!("CARGO_PKG_VERSION")
         );
         for (k, v) in headers {

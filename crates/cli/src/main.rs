@@ -5,12 +5,14 @@ mod args;
 mod commands;
 mod config;
 mod format;
+mod goparse;
 mod host;
 mod http;
 mod jsonmessage;
 mod reference;
 mod tabwriter;
 mod template;
+mod tty;
 mod units;
 
 use commands::{Ctx, Def, Group};
@@ -224,6 +226,7 @@ fn dispatch(argv: &[String]) -> i32 {
     let rest = &argv[i + 1..];
     match name {
         "image" => return run_group(&commands::IMAGE, rest, &g),
+        "container" => return run_group(&commands::container::CONTAINER, rest, &g),
         "system" => return run_group(&commands::SYSTEM, rest, &g),
         "help" => {
             let mut help_args: Vec<String> = rest.to_vec();
@@ -236,14 +239,12 @@ fn dispatch(argv: &[String]) -> i32 {
         }
         _ => {}
     }
-    if let Some(def) = commands::TOP.iter().find(|d| d.name == name) {
+    if let Some(def) = commands::TOP
+        .iter()
+        .chain(commands::container::TOP)
+        .find(|d| d.name == name)
+    {
         return run_def(def, name, rest, &g);
-    }
-    if commands::CONTAINER_COMMANDS.contains(&name) {
-        print_err(&format!(
-            "berth: '{name}' is not implemented yet (containers come with the next engine release)"
-        ));
-        return 1;
     }
     if commands::LATER_COMMANDS.contains(&name) {
         print_err(&format!("berth: '{name}' is not implemented yet"));
@@ -313,7 +314,11 @@ mod tests {
             dispatch(&x)
         };
         assert_eq!(with(&["frobnicate"]), 1);
-        assert_eq!(with(&["run", "busybox"]), 1);
+        assert_eq!(with(&["run", "busybox"]), 125);
+        assert_eq!(with(&["ps"]), 1);
+        assert_eq!(with(&["run", "--memory", "5x", "busybox"]), 125);
+        assert_eq!(with(&["container", "ls", "--help"]), 0);
+        assert_eq!(with(&["commit", "x"]), 1);
         assert_eq!(with(&["images", "--nope"]), 125);
         assert_eq!(with(&["tag", "x"]), 1);
         assert_eq!(with(&["images", "--help"]), 0);

@@ -205,7 +205,6 @@ impl Reference {
     }
 
     /// `busybox:latest` (docker's `FamiliarString`).
-    #[cfg(test)]
     pub fn familiar_string(&self) -> String {
         format!("{}{}", self.familiar_name(), self.suffix())
     }

@@ -444,7 +444,7 @@ pub fn indent_json(raw: &str) -> String {
 }
 
 /// Runs an inspect: `get` fetches one object's raw JSON, or returns the error text.
-fn inspect_template(format: &str) -> std::result::Result<Option<Template>, Fail> {
+pub fn inspect_template(format: &str) -> std::result::Result<Option<Template>, Fail> {
     if format.is_empty() || format == "json" {
         return Ok(None);
     }
@@ -454,7 +454,7 @@ fn inspect_template(format: &str) -> std::result::Result<Option<Template>, Fail>
     })
 }
 
-fn inspect_objects(
+pub fn inspect_objects(
     ctx: &Ctx,
     names: &[String],
     tmpl: Option<Template>,
@@ -512,7 +512,7 @@ fn inspect_objects(
     }
 }
 
-fn fetch_image(ctx: &Ctx, name: &str, generic: bool) -> std::result::Result<String, String> {
+pub fn fetch_image(ctx: &Ctx, name: &str, generic: bool) -> std::result::Result<String, String> {
     match ctx.api.request(
         "GET",
         &format!("/images/{}/json", path_escape(name)),
@@ -530,7 +530,7 @@ fn fetch_image(ctx: &Ctx, name: &str, generic: bool) -> std::result::Result<Stri
     }
 }
 
-fn check_connect(ctx: &Ctx) -> Result {
+pub fn check_connect(ctx: &Ctx) -> Result {
     // a daemon that cannot be reached is one error, not one per name
     match ctx.api.send("GET", "/_ping", &[], Body::Empty) {
         Err(e @ crate::http::Error::Connect(..)) => Err(e.into()),
@@ -545,10 +545,10 @@ fn run_image_inspect(ctx: &Ctx, p: &Parsed) -> Result {
 }
 
 fn run_inspect(ctx: &Ctx, p: &Parsed) -> Result {
-    match p.value("type").unwrap_or("") {
-        "" | "image" => {}
-        t @ ("container" | "network" | "volume" | "node" | "service" | "task" | "plugin" | "secret"
-        | "config") => {
+    let kind = p.value("type").unwrap_or("");
+    match kind {
+        "" | "image" | "container" => {}
+        t @ ("network" | "volume" | "node" | "service" | "task" | "plugin" | "secret" | "config") => {
             return Err(fail(format!(
                 "berth: inspecting {t} objects is not implemented yet"
             )))
@@ -557,8 +557,28 @@ fn run_inspect(ctx: &Ctx, p: &Parsed) -> Result {
     }
     let tmpl = inspect_template(p.value("format").unwrap_or(""))?;
     check_connect(ctx)?;
-    let generic = p.value("type").unwrap_or("").is_empty();
-    inspect_objects(ctx, &p.args, tmpl, &|n| fetch_image(ctx, n, generic))
+    let size = p.bool("size");
+    let get = |n: &str| -> std::result::Result<String, String> {
+        use crate::commands::container::inspect::{fetch_container, Found};
+        if kind == "image" {
+            if size {
+                eprintln!("WARNING: --size ignored for image");
+            }
+            return fetch_image(ctx, n, false);
+        }
+        match fetch_container(ctx, n, size) {
+            Found::Yes(raw) => return Ok(raw),
+            Found::Error(e) => return Err(e),
+            Found::No(e) if kind == "container" => return Err(e),
+            Found::No(_) => {}
+        }
+        let r = fetch_image(ctx, n, true);
+        if r.is_ok() && size {
+            eprintln!("WARNING: --size ignored for image");
+        }
+        r
+    };
+    inspect_objects(ctx, &p.args, tmpl, &get)
 }
 
 pub const IMAGE_INSPECT: Def = Def {
@@ -752,6 +772,11 @@ fn run_prune(ctx: &Ctx, p: &Parsed) -> Result {
         text.push('\n');
     }
     let space = report.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0);
+    print_reclaimed(ctx, text, space)
+}
+
+/// A prune's report: what was deleted, then `Total reclaimed space: ...`.
+pub fn print_reclaimed(ctx: &Ctx, mut text: String, space: u64) -> Result {
     text.push_str(&format!(
         "Total reclaimed space: {}\n",
         units::human_size(space as f64)
@@ -946,6 +971,7 @@ mod tests {
 
         let server = Server::start(vec![
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
+            json_response(404, r#"{"message":"No such container: nope"}"#),
             json_response(404, r#"{"message":"No such image: nope:latest"}"#),
         ]);
         let (ctx, out) = testutil::ctx(&server, "", testutil::temp_path("cfg"));
@@ -956,6 +982,7 @@ mod tests {
 
         let server = Server::start(vec![
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
+            json_response(404, r#"{"message":"No such container: a"}"#),
             json_response(
                 200,
                 r#"{"Id":"sha256:1","RepoTags":["a:latest","b:1"],"Config":{"Env":["A=1"]},"Size":4261550}"#,

@@ -28,6 +28,7 @@ macro_rules! format_template_help {
 }
 
 pub mod auth;
+pub mod container;
 pub mod images;
 pub mod system;
 pub mod transfer;
@@ -256,34 +257,8 @@ pub const TOP: &[&Def] = &[
 ];
 
 /// docker commands berth does not have yet: a clear error, never a pretend success.
-pub const CONTAINER_COMMANDS: &[&str] = &[
-    "run",
-    "exec",
-    "ps",
-    "create",
-    "start",
-    "stop",
-    "restart",
-    "kill",
-    "rm",
-    "attach",
-    "commit",
-    "cp",
-    "diff",
-    "export",
-    "logs",
-    "pause",
-    "unpause",
-    "port",
-    "rename",
-    "stats",
-    "top",
-    "update",
-    "wait",
-    "container",
-];
-
 pub const LATER_COMMANDS: &[&str] = &[
+    "commit",
     "build",
     "buildx",
     "builder",
@@ -506,7 +481,7 @@ pub mod testutil {
     pub fn ctx(server: &Server, stdin: &str, config_dir: PathBuf) -> (super::Ctx, Captured) {
         let cap = Captured::default();
         let ctx = super::Ctx {
-            api: crate::host::Api::new(server.endpoint(), false),
+            api: crate::host::Api::fixed(server.endpoint()),
             stdout: std::cell::RefCell::new(Box::new(cap.clone())),
             stdin: std::cell::RefCell::new(Box::new(std::io::Cursor::new(stdin.as_bytes().to_vec()))),
             config_dir,

@@ -140,7 +140,7 @@ pub const PUSH: Def = Def {
 // ---- save
 
 /// docker's `CopyToFile`: a temporary file next to the target, renamed over it at the end.
-fn copy_to_file(path: &Path, mut from: impl Read) -> io::Result<()> {
+pub fn copy_to_file(path: &Path, mut from: impl Read) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -166,34 +166,42 @@ fn copy_to_file(path: &Path, mut from: impl Read) -> io::Result<()> {
     result
 }
 
-fn run_save(ctx: &Ctx, p: &Parsed) -> Result {
-    let output = p.value("output").unwrap_or("");
+/// docker's `ValidateOutputPath` for `-o`: the directory must exist (`what` starts the
+/// message: `failed to save image`).
+pub fn check_output_path(ctx: &Ctx, output: &str, what: &str) -> Result {
     if output.is_empty() && ctx.out_tty {
         return Err(fail(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect",
         ));
     }
-    if !output.is_empty() {
-        let dir = Path::new(output).parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(d) = dir {
-            match fs::metadata(d) {
-                Err(e) => {
-                    return Err(fail(format!(
-                        "failed to save image: invalid output path: stat {}: {}",
-                        d.display(),
-                        os_error(&e)
-                    )))
-                }
-                Ok(m) if !m.is_dir() => {
-                    return Err(fail(format!(
-                        "failed to save image: invalid output path: stat {}: not a directory",
-                        d.display()
-                    )))
-                }
-                Ok(_) => {}
+    if output.is_empty() {
+        return Ok(());
+    }
+    let dir = Path::new(output).parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(d) = dir {
+        match fs::metadata(d) {
+            Err(e) => {
+                return Err(fail(format!(
+                    "{what}: invalid output path: stat {}: {}",
+                    d.display(),
+                    os_error(&e)
+                )))
             }
+            Ok(m) if !m.is_dir() => {
+                return Err(fail(format!(
+                    "{what}: invalid output path: stat {}: not a directory",
+                    d.display()
+                )))
+            }
+            Ok(_) => {}
         }
     }
+    Ok(())
+}
+
+fn run_save(ctx: &Ctx, p: &Parsed) -> Result {
+    let output = p.value("output").unwrap_or("");
+    check_output_path(ctx, output, "failed to save image")?;
     let q: Vec<(&str, String)> = p.args.iter().map(|n| ("names", n.clone())).collect();
     let resp = ctx.api.request(
         "GET",
@@ -201,14 +209,18 @@ fn run_save(ctx: &Ctx, p: &Parsed) -> Result {
         &[],
         Body::Empty,
     )?;
+    write_output(ctx, output, resp.body)
+}
+
+/// A tar stream to stdout, or to the `-o` file (written aside, then renamed over it).
+pub fn write_output(ctx: &Ctx, output: &str, mut body: impl Read) -> Result {
     if output.is_empty() {
         let mut out = ctx.stdout.borrow_mut();
-        let mut body = resp.body;
         io::copy(&mut body, &mut *out)?;
         out.flush()?;
         Ok(())
     } else {
-        copy_to_file(Path::new(output), resp.body).map_err(|e| fail(e.to_string()))
+        copy_to_file(Path::new(output), body).map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -242,7 +254,7 @@ fn open_input(path: &str) -> std::result::Result<(fs::File, u64), Fail> {
 }
 
 /// Go's wording of the common open errors.
-fn os_error(e: &io::Error) -> String {
+pub fn os_error(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file or directory".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
