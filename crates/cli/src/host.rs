@@ -63,6 +63,13 @@ impl Api {
         Ok(())
     }
 
+    /// The client for requests from other threads, once the daemon is up and the API
+    /// version negotiated.
+    pub fn ready_client(&self) -> Result<Client, Error> {
+        self.ready()?;
+        Ok(self.client.clone())
+    }
+
     /// A hijacked request (attach, exec start).
     pub fn hijack(
         &self,

@@ -578,7 +578,8 @@ impl Client {
         body: Body<'_>,
     ) -> Result<Response, Error> {
         let resp = self.send(method, path, headers, body)?;
-        if (200..300).contains(&resp.status) {
+        // docker's checkResponseErr: anything below 400 is an answer (304: already stopped)
+        if (200..400).contains(&resp.status) {
             return Ok(resp);
         }
         Err(api_error(resp, path))

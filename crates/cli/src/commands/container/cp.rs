@@ -270,6 +270,12 @@ fn copy_from(ctx: &Ctx, container: &str, src: &str, dst: &str, follow: bool, qui
     let (exists, is_dir) = local_dest(&dst)?;
     let (dir, names) =
         prepare_copy(&src, st.is_dir(), rebase.as_deref(), (&dst, exists, is_dir)).map_err(fail)?;
+    // a followed link's entries first take the link's name, then the destination's
+    let first = rebase.map(|r| (split_dir_entry(&src).1, r));
+    let names = match (first, names) {
+        (Some((target, _)), Some((_, new))) => Some((target, new)),
+        (first, names) => first.or(names),
+    };
     untar(&mut body, Path::new(&dir), names.as_ref())?;
     if !quiet && std::io::stderr().is_terminal() {
         eprintln!(
@@ -453,8 +459,8 @@ container source to stdout.",
     options: "  -a, --archive       Archive mode (copy all uid/gid information)
   -L, --follow-link   Always follow symbol link in SRC_PATH
   -q, --quiet         Suppress progress output during copy. Progress
-                      output is automatically suppressed if no
-                      terminal is attached
+                      output is automatically suppressed if no terminal
+                      is attached
 ",
     flags: &[
         bool_flag(Some('a'), "archive"),

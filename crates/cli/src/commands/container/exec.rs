@@ -110,7 +110,7 @@ fn run_exec(ctx: &Ctx, p: &Parsed) -> Result {
         tty,
         keys,
     };
-    let client = ctx.api.client.clone();
+    let client = ctx.api.ready_client()?;
     let resize = (tty && ctx.in_tty).then(|| Resize {
         client: client.clone(),
         base: format!("/exec/{}", path_escape(&id)),

@@ -226,7 +226,7 @@ fn run_run(ctx: &Ctx, p: &Parsed) -> Result {
         keys: session::keys(ctx, p.value("detach-keys")),
     };
     let attach = local.stdin || local.stdout || local.stderr;
-    let client = ctx.api.client.clone();
+    let client = ctx.api.ready_client()?;
     let resize = (tty && ctx.out_tty).then(|| Resize {
         client: client.clone(),
         base: format!("/containers/{}", path_escape(&id)),

@@ -58,7 +58,7 @@ fn run_start(ctx: &Ctx, p: &Parsed) -> Result {
         tty,
         keys: session::keys(ctx, p.value("detach-keys")),
     };
-    let client = ctx.api.client.clone();
+    let client = ctx.api.ready_client()?;
     let resize = (tty && ctx.out_tty).then(|| Resize {
         client: client.clone(),
         base: container_path(&id, "", &[]),
@@ -101,7 +101,7 @@ fn check_state(ctx: &Ctx, name: &str) -> std::result::Result<Value, Fail> {
 
 fn run_attach(ctx: &Ctx, p: &Parsed) -> Result {
     let name = &p.args[0];
-    let client = ctx.api.client.clone();
+    let client = ctx.api.ready_client()?;
     let waiter = Waiter::start(&client, name, "");
     let c = check_state(ctx, name)?;
     let tty = b(&c, "/Config/Tty");

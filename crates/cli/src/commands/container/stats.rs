@@ -162,6 +162,18 @@ fn collect(client: Client, name: String, stream: bool, slot: Slot) {
     }
 }
 
+/// docker's redraw of a streamed table: cursor home, the table, then the same lines
+/// again each with an erase-to-end-of-line (its own quirk, kept), and erase-below.
+pub fn redraw(table: &str) -> String {
+    let first = format!("\x1b[H{table}");
+    let mut out = first.clone();
+    for line in first.split('\n') {
+        out.push_str(&format!("{line} \x1b[K\n"));
+    }
+    out.push_str("\x1b[J");
+    out
+}
+
 fn run_stats(ctx: &Ctx, p: &Parsed) -> Result {
     let stream = !p.bool("no-stream");
     let names: Vec<String> = if p.args.is_empty() {
@@ -170,11 +182,12 @@ fn run_stats(ctx: &Ctx, p: &Parsed) -> Result {
         list.as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| c.get("Id").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|c| c.get("Id").and_then(Value::as_str).map(truncate_id))
             .collect()
     } else {
         p.args.clone()
     };
+    let client = ctx.api.ready_client()?;
     let slots: Vec<Slot> = names
         .iter()
         .map(|n| {
@@ -186,7 +199,7 @@ fn run_stats(ctx: &Ctx, p: &Parsed) -> Result {
                 None,
                 false,
             )));
-            let (client, name, s) = (ctx.api.client.clone(), n.clone(), slot.clone());
+            let (client, name, s) = (client.clone(), n.clone(), slot.clone());
             std::thread::spawn(move || collect(client, name, stream, s));
             slot
         })
@@ -220,8 +233,10 @@ fn run_stats(ctx: &Ctx, p: &Parsed) -> Result {
         if !stream {
             return ctx.print(&text);
         }
-        let clear = if ctx.out_tty { "\x1b[2J\x1b[H" } else { "" };
-        ctx.print(&format!("{clear}{text}"))?;
+        ctx.print(&redraw(&text))?;
+        if slots.is_empty() && !p.bool("all") {
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -245,7 +260,7 @@ pub const STATS: Def = Def {
         bool_flag(None, "no-stream"),
         bool_flag(None, "no-trunc"),
     ],
-    count: Count::None,
+    count: Count::Min(0),
     run: run_stats,
 };
 
@@ -283,6 +298,10 @@ mod tests {
             invalid: true,
             ..Entry::default()
         };
+        assert_eq!(
+            redraw("A\nb\n"),
+            "\x1b[HA\nb\n\x1b[HA \x1b[K\nb \x1b[K\n \x1b[K\n\x1b[J"
+        );
         let r = row(&invalid, true);
         assert_eq!(r["MemUsage"], "-- / --");
         assert_eq!(r["CPUPerc"], "--");
