@@ -179,6 +179,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, method: &Method, path
         }
         return error(404, "page not found");
     }
+    // No networks or volumes exist yet: looking one up finds nothing (as `docker inspect` expects).
+    if m == "GET" {
+        if let Some(n) = path.strip_prefix("/networks/").filter(|n| !n.is_empty()) {
+            return error(404, &format!("network {} not found", unescape(n)));
+        }
+        if let Some(v) = path.strip_prefix("/volumes/").filter(|v| !v.is_empty()) {
+            return error(404, &format!("get {}: no such volume", unescape(v)));
+        }
+    }
     if path.starts_with("/networks") || path.starts_with("/volumes") {
         return error(501, "berthd does not manage networks and volumes yet");
     }
@@ -515,13 +524,24 @@ fn events(state: &Arc<State>, q: &Query) -> Resp {
             let vals = filters.get(k);
             vals.is_empty() || vals.iter().any(|x| x == v)
         };
+        let named = |k: &str| {
+            filters.get(k).is_empty()
+                || filters.get(k).iter().any(|i| {
+                    *i == e.id
+                        || (i.len() >= 12 && e.id.starts_with(i.as_str()))
+                        || e.actor.attributes.get("name") == Some(i)
+                        || (k == "image" && e.actor.attributes.get("image") == Some(i))
+                })
+        };
+        let action = e.action.split(':').next().unwrap_or(&e.action);
         ok("type", &e.typ)
-            && ok("event", &e.action)
-            && (filters.get("image").is_empty()
-                || filters
-                    .get("image")
-                    .iter()
-                    .any(|i| *i == e.id || e.actor.attributes.get("name") == Some(i)))
+            && (filters.get("event").is_empty() || filters.get("event").iter().any(|x| x == action))
+            && named("image")
+            && (filters.get("container").is_empty() || (e.typ == "container" && named("container")))
+            && filters.get("label").iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => e.actor.attributes.get(k).map(String::as_str) == Some(v),
+                None => e.actor.attributes.contains_key(l.as_str()),
+            })
     };
     let (tx, out) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {

@@ -165,8 +165,26 @@ impl Conn {
         ShimError::Io(self.sock.clone(), e)
     }
 
+    /// Connects to the socket; a path too long for `sun_path` is reached through
+    /// `/proc/self/fd/N/NAME` of its directory (as the shim binds it).
+    async fn connect(&self) -> Result<UnixStream, ShimError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        if self.sock.as_os_str().as_bytes().len() < 100 {
+            return UnixStream::connect(&self.sock).await.map_err(|e| self.io(e));
+        }
+        let (Some(dir), Some(name)) = (self.sock.parent(), self.sock.file_name()) else {
+            return UnixStream::connect(&self.sock).await.map_err(|e| self.io(e));
+        };
+        let d = std::fs::File::open(dir).map_err(|e| self.io(e))?;
+        let short = format!("/proc/self/fd/{}/{}", d.as_raw_fd(), name.to_string_lossy());
+        let s = UnixStream::connect(&short).await.map_err(|e| self.io(e));
+        drop(d);
+        s
+    }
+
     async fn open(&self, line: &str) -> Result<BufReader<UnixStream>, ShimError> {
-        let mut s = UnixStream::connect(&self.sock).await.map_err(|e| self.io(e))?;
+        let mut s = self.connect().await?;
         s.write_all(line.as_bytes()).await.map_err(|e| self.io(e))?;
         s.write_all(b"\n").await.map_err(|e| self.io(e))?;
         Ok(BufReader::new(s))
@@ -218,7 +236,7 @@ impl Conn {
                 what.push(name);
             }
         }
-        let mut s = UnixStream::connect(&self.sock).await.map_err(|e| self.io(e))?;
+        let mut s = self.connect().await?;
         let line = format!("ATTACH {}\n", what.join(" "));
         s.write_all(line.as_bytes()).await.map_err(|e| self.io(e))?;
         // The answer is read a byte at a time: frames may follow it at once and must stay unread.

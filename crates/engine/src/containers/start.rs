@@ -100,6 +100,24 @@ pub(crate) fn mount_rootfs(m: &super::record::RootfsMount, target: &Path) -> Res
     r.map_err(|e| Error::Internal(format!("mount the root filesystem at {}: {e}", target.display())))
 }
 
+/// A runtime failure as dockerd words it, with the status its kind deserves (a command that cannot
+/// be found or run is the request's fault: 400).
+fn runtime_failure(verb: &str, err: shim::ShimError) -> Error {
+    match err {
+        shim::ShimError::Failed(m) => {
+            let full = format!(
+                "failed to create task for container: OCI runtime {verb} failed: berth-runtime {verb} failed: {m}: unknown"
+            );
+            if start_failure_code(&m) < 128 {
+                Error::Invalid(full)
+            } else {
+                Error::Internal(full)
+            }
+        }
+        other => Error::Internal(other.to_string()),
+    }
+}
+
 pub(crate) fn unmount(target: &Path) {
     let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
 }
@@ -170,7 +188,7 @@ impl ContainerService {
                 unmount(&rootfs);
                 let msg = err.to_string();
                 let code = start_failure_code(&msg);
-                let _ = e.update(&self.data_dir(&e.id), |r| {
+                let rec = e.update(&self.data_dir(&e.id), |r| {
                     r.state.exit_code = code;
                     r.state.error = msg.clone();
                     r.state.running = false;
@@ -178,7 +196,25 @@ impl ContainerService {
                     if r.state.status == "restarting" || r.state.status == "running" {
                         r.state.status = "exited".into();
                     }
+                    r.clone()
                 });
+                // Clients attached for this start see their stream end; waiters see the failure.
+                e.pending.lock().expect("pending lock").clear();
+                e.gen.send_modify(|g| {
+                    g.exits += 1;
+                    g.last_exit = code;
+                    g.last_error = None;
+                });
+                // As dockerd: an auto-remove container whose start failed is removed.
+                if rec.is_ok_and(|r| r.auto_remove()) {
+                    let svc = self.clone();
+                    let id = e.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = svc.remove(&id, true).await {
+                            eprintln!("berthd: remove container {id}: {err}");
+                        }
+                    });
+                }
                 Err(err)
             }
         }
@@ -266,19 +302,7 @@ impl ContainerService {
             tty,
             stdin: open_stdin,
         };
-        let ready = sp.run().await.map_err(|err| match err {
-            shim::ShimError::Failed(m) => {
-                let full = format!(
-                    "failed to create task for container: OCI runtime create failed: berth-runtime create failed: {m}: unknown"
-                );
-                if start_failure_code(&m) < 128 {
-                    Error::Invalid(full)
-                } else {
-                    Error::Internal(full)
-                }
-            }
-            other => Error::Internal(other.to_string()),
-        })?;
+        let ready = sp.run().await.map_err(|err| runtime_failure("create", err))?;
         let conn = self.conn(&e.id);
         // Clients that attached before the start get their connection before the process runs.
         let pending: Vec<_> = std::mem::take(&mut *e.pending.lock().expect("pending lock"));
@@ -288,13 +312,8 @@ impl ContainerService {
                 let _ = tokio::time::timeout(Duration::from_secs(5), ack_rx).await;
             }
         }
-        let pid = match conn.start().await {
-            Ok(pid) => pid,
-            Err(err) => {
-                let _ = conn.kill(libc::SIGKILL, true).await;
-                return Err(Error::Internal(format!("start container: {err}")));
-            }
-        };
+        // A failed START leaves nothing running: the shim kills the waiting init and ends.
+        let pid = conn.start().await.map_err(|err| runtime_failure("start", err))?;
         let now = crate::time::now_rfc3339();
         let rec = e.update(&self.data_dir(&e.id), |r| {
             r.state

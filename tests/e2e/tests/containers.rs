@@ -1,0 +1,590 @@
+//! Containers through berthd, end to end: the unmodified docker CLI (and raw API requests) against
+//! berthd with berth-shim and berth-runtime: run with output and exit codes, -d, logs, exec, stop
+//! and kill, rm, --rm, names, restart policies, limits seen from inside, a terminal session under a
+//! pty, berthd restarted with containers running, a shim killed with SIGKILL.
+//!
+//! Images come from `docker import` of a busybox root filesystem (no registry needed), except the
+//! pull-on-run test, which pushes to a private registry on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_e2e::daemon::*;
+
+const IMAGE: &str = "e2e-busybox";
+
+/// A busybox root filesystem with every applet linked and an /etc/passwd, as a tar file.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("bbroot");
+    for d in ["bin", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let tar = dir.join("bb.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+/// berthd with the busybox image imported as `e2e-busybox` (CMD sh).
+fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
+    let t = tools()?;
+    for bin in ["berth-shim", "berth-runtime"] {
+        let p = t.berthd.with_file_name(bin);
+        if !p.is_file() {
+            eprintln!(
+                "skipped: {} not found (cargo build -p berth-shim -p berth-runtime-cli)",
+                p.display()
+            );
+            return None;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&t, dir.path());
+    let tar = busybox_tar(dir.path());
+    ok(
+        &t,
+        &d,
+        &["import", "--change", "CMD [\"sh\"]", tar.to_str().unwrap(), IMAGE],
+    );
+    Some((t, d, dir))
+}
+
+/// Removes every container of the daemon (force), so no shim or mount outlives a test.
+struct Cleanup {
+    docker: PathBuf,
+    host: String,
+}
+
+impl Cleanup {
+    fn new(t: &Tools, d: &Daemon) -> Cleanup {
+        Cleanup {
+            docker: t.docker.clone(),
+            host: format!("unix://{}", d.sock.display()),
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        let o = Command::new(&self.docker)
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .stdin(Stdio::null())
+            .output();
+        o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for id in self.docker(&["ps", "-aq"]).split_whitespace() {
+            self.docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn code(t: &Tools, d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let o = run_cli(&t.docker, d, args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn inspect(t: &Tools, d: &Daemon, id: &str, fmt: &str) -> String {
+    ok(t, d, &["inspect", "-f", fmt, id]).trim().to_string()
+}
+
+#[test]
+fn run_output_exit_codes_and_errors() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let (c, out, _) = code(&t, &d, &["run", "--rm", IMAGE, "echo", "hello from berth"]);
+    assert_eq!((c, out.as_str()), (0, "hello from berth\n"));
+    // stdout and stderr both arrive, the exit status is the container's.
+    let (c, out, err) = code(
+        &t,
+        &d,
+        &["run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"],
+    );
+    assert_eq!(c, 3, "{out} {err}");
+    assert_eq!(out, "out\n");
+    assert!(err.contains("err\n"), "{err}");
+    // The host's kernel, seen from inside.
+    let host = String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+    let (_, inside, _) = code(&t, &d, &["run", "--rm", IMAGE, "uname", "-r"]);
+    assert_eq!(inside, host);
+    // A command that is not in the image: 127 and docker's message.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", IMAGE, "no-such-command"]);
+    assert_eq!(c, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    // Not executable: 126.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", IMAGE, "/etc/passwd"]);
+    assert_eq!(c, 126, "{err}");
+    // An unknown image.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "no-such-image-here", "true"]);
+    assert_eq!(c, 125, "{err}");
+    // Bad values: docker's messages from the daemon.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "--cap-add", "NOPE", IMAGE, "true"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("unknown capability: \"CAP_NOPE\""), "{err}");
+    // stdin with -i.
+    let mut child = Command::new(&t.docker)
+        .args(["run", "-i", "--rm", IMAGE, "sh", "-c", "tr a-z A-Z"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped in\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "PIPED IN\n");
+    // --rm left nothing.
+    assert_eq!(ok(&t, &d, &["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn detached_containers_logs_exec_stop_rm() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let id = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo started; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = ok(&t, &d, &["ps"]);
+    assert!(ps.contains("web") && ps.contains("Up "), "{ps}");
+    wait_for("log lines", Duration::from_secs(10), || {
+        ok(&t, &d, &["logs", "web"]).contains("tick 3")
+    });
+    let logs = ok(&t, &d, &["logs", "--tail", "1", "web"]);
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+    assert!(ok(&t, &d, &["logs", "-t", "web"])
+        .lines()
+        .next()
+        .unwrap()
+        .contains("Z started"));
+    // exec: output, exit code, user, env, workdir.
+    assert_eq!(ok(&t, &d, &["exec", "web", "echo", "in", "there"]), "in there\n");
+    let (c, _, _) = code(&t, &d, &["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(c, 7);
+    assert_eq!(
+        ok(&t, &d, &["exec", "-u", "nobody", "web", "id", "-u"]),
+        "65534\n"
+    );
+    assert_eq!(
+        ok(
+            &t,
+            &d,
+            &[
+                "exec",
+                "-e",
+                "X=1",
+                "-w",
+                "/tmp",
+                "web",
+                "sh",
+                "-c",
+                "echo $X $PWD"
+            ]
+        ),
+        "1 /tmp\n"
+    );
+    // Illegal in this state: start a running container is fine (no-op), rm without -f is not.
+    let (c, _, err) = code(&t, &d, &["rm", "web"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("container is running: stop the container before removing or force remove"),
+        "{err}"
+    );
+    // Name in use.
+    let (c, _, err) = code(&t, &d, &["create", "--name", "web", IMAGE]);
+    assert_ne!(c, 0);
+    assert!(err.contains("is already in use by container"), "{err}");
+    // top lists the shell.
+    assert!(ok(&t, &d, &["top", "web"]).contains("sh -c"));
+    // A shell as PID 1 ignores SIGTERM: stop waits, then kills.
+    let start = Instant::now();
+    ok(&t, &d, &["stop", "-t", "1", "web"]);
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert_eq!(
+        inspect(&t, &d, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    let (c, _, err) = code(&t, &d, &["exec", "web", "true"]);
+    assert_ne!(c, 0);
+    assert!(err.contains("is not running"), "{err}");
+    // Start it again: the log keeps both runs.
+    ok(&t, &d, &["start", "web"]);
+    wait_for("second start", Duration::from_secs(10), || {
+        ok(&t, &d, &["logs", "web"]).matches("started").count() == 2
+    });
+    ok(&t, &d, &["kill", "web"]);
+    assert_eq!(ok(&t, &d, &["wait", "web"]).trim(), "137");
+    ok(&t, &d, &["rm", "web"]);
+    let (_, _, err) = code(&t, &d, &["inspect", "web"]);
+    assert!(
+        err.contains("No such object: web") || err.contains("No such container: web"),
+        "{err}"
+    );
+    // A container that exits at once with a code, then its logs.
+    let (c, out, _) = code(
+        &t,
+        &d,
+        &["run", "--name", "quick", IMAGE, "sh", "-c", "echo bye; exit 4"],
+    );
+    assert_eq!((c, out.as_str()), (4, "bye\n"));
+    assert_eq!(inspect(&t, &d, "quick", "{{.State.ExitCode}}"), "4");
+    assert_eq!(ok(&t, &d, &["logs", "quick"]), "bye\n");
+    let ps = ok(
+        &t,
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ],
+    );
+    assert!(ps.starts_with("quick Exited (4)"), "{ps}");
+}
+
+#[test]
+fn limits_and_security_seen_from_inside() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let mem = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--memory",
+            "64m",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ],
+    );
+    assert_eq!(mem.trim(), "67108864");
+    let caps = ok(
+        &t,
+        &d,
+        &["run", "--rm", IMAGE, "sh", "-c", "grep CapBnd /proc/self/status"],
+    );
+    assert!(caps.contains("00000000a80425fb"), "{caps}");
+    let caps = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            IMAGE,
+            "sh",
+            "-c",
+            "grep CapBnd /proc/self/status",
+        ],
+    );
+    assert!(caps.contains("0000000000000000"), "{caps}");
+    let sec = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status",
+        ],
+    );
+    assert!(sec.contains("2"), "{sec}");
+    let (c, _, _) = code(&t, &d, &["run", "--rm", "--read-only", IMAGE, "touch", "/x"]);
+    assert_ne!(c, 0);
+    assert_eq!(
+        ok(&t, &d, &["run", "--rm", "-h", "box1", IMAGE, "hostname"]),
+        "box1\n"
+    );
+    assert_eq!(
+        ok(&t, &d, &["run", "--rm", "-u", "nobody", IMAGE, "id", "-u"]),
+        "65534\n"
+    );
+    // Only loopback: the default network is none until bridges exist, and the CLI says so.
+    let (c, out, err) = code(&t, &d, &["run", "--rm", IMAGE, "sh", "-c", "ls /sys/class/net"]);
+    assert_eq!(c, 0);
+    assert_eq!(out, "lo\n");
+    assert!(err.contains("--network none"), "{err}");
+    let (c, out, _) = code(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            IMAGE,
+            "sh",
+            "-c",
+            "ls /sys/class/net | wc -l",
+        ],
+    );
+    assert_eq!(c, 0);
+    assert!(out.trim().parse::<u32>().unwrap() >= 1);
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "--memory", "5x", IMAGE, "true"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("invalid"), "{err}");
+}
+
+#[test]
+fn restart_policies() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            IMAGE,
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    wait_for("two restarts then rest", Duration::from_secs(20), || {
+        inspect(&t, &d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "fine",
+            "--restart",
+            "on-failure",
+            IMAGE,
+            "true",
+        ],
+    );
+    wait_for("exit", Duration::from_secs(10), || {
+        inspect(&t, &d, "fine", "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&t, &d, "fine", "{{.RestartCount}}"), "0");
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "always",
+            "--restart",
+            "always",
+            IMAGE,
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    );
+    wait_for("restarts", Duration::from_secs(20), || {
+        inspect(&t, &d, "always", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2
+    });
+    // A manual stop ends it for good.
+    ok(&t, &d, &["stop", "-t", "1", "always"]);
+    let n = inspect(&t, &d, "always", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inspect(&t, &d, "always", "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&t, &d, "always", "{{.RestartCount}}"), n);
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "--restart", "always", IMAGE, "true"]);
+    assert_eq!(c, 125, "{err}");
+}
+
+#[test]
+fn berthd_restarts_with_containers_running_and_a_killed_shim_is_told() {
+    let Some((t, mut d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    ok(&t, &d, &["run", "-d", "--name", "long", IMAGE, "sleep", "1000"]);
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "short",
+            IMAGE,
+            "sh",
+            "-c",
+            "sleep 2; exit 5",
+        ],
+    );
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "back",
+            "--restart",
+            "always",
+            IMAGE,
+            "sleep",
+            "1000",
+        ],
+    );
+    let pid = inspect(&t, &d, "long", "{{.State.Pid}}");
+    // berthd dies hard; the containers carry on.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    d.restart();
+    assert_eq!(
+        inspect(&t, &d, "long", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}")
+    );
+    assert_eq!(
+        ok(&t, &d, &["exec", "long", "echo", "still here"]),
+        "still here\n"
+    );
+    wait_for("the end seen while away", Duration::from_secs(10), || {
+        inspect(&t, &d, "short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 5"
+    });
+    assert_eq!(inspect(&t, &d, "back", "{{.State.Status}}"), "running");
+    // The shim of a running container is killed: berthd says so and cleans up.
+    let shim = std::fs::read_to_string(
+        d.dir
+            .join("exec/containers")
+            .join(inspect(&t, &d, "long", "{{.Id}}"))
+            .join("shim.pid"),
+    )
+    .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim.trim().parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    wait_for("the shim's death noticed", Duration::from_secs(10), || {
+        inspect(&t, &d, "long", "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&t, &d, "long", "{{.State.ExitCode}}"), "137");
+    wait_for(
+        "the container's process to be gone",
+        Duration::from_secs(5),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+    );
+    ok(&t, &d, &["rm", "long"]);
+}
+
+#[test]
+fn a_terminal_session_under_a_pty() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave: std::fs::File = pty.slave.into();
+    let mut child = Command::new(&t.docker)
+        .args(["run", "-it", "--rm", IMAGE, "sh"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master: std::fs::File = pty.master.into();
+    let mut reader = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut expect = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !String::from_utf8_lossy(&seen).contains(want) {
+            assert!(
+                Instant::now() < deadline,
+                "no {want:?} in {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            if let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen.extend(b);
+            }
+        }
+    };
+    expect("# ");
+    master.write_all(b"tty; echo \"in-$((6*7))\"\r").unwrap();
+    expect("/dev/pts/0");
+    expect("in-42");
+    master.write_all(b"exit 3\r").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "docker run -it did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(3));
+}
