@@ -285,6 +285,9 @@ pub const MAIN_HELP: &str = "Usage:  berth [OPTIONS] COMMAND
 A self-sufficient runtime for containers
 
 Common Commands:
+  run         Create and run a new container from an image
+  exec        Execute a command in a running container
+  ps          List containers
   pull        Download an image from a registry
   push        Upload an image to a registry
   images      List images
@@ -294,20 +297,40 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  container   Manage containers
   image       Manage images
   system      Manage berth
 
 Commands:
+  attach      Attach local standard input, output, and error streams to a running container
+  cp          Copy files/folders between a container and the local filesystem
+  create      Create a new container
+  diff        Inspect changes to files or directories on a container's filesystem
+  export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on berth objects
+  kill        Kill one or more running containers
   load        Load an image from a tar archive or STDIN
+  logs        Fetch the logs of a container
+  pause       Pause all processes within one or more containers
+  port        List port mappings or a specific mapping for the container
+  rename      Rename a container
+  restart     Restart one or more containers
+  rm          Remove one or more containers
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics
+  stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  top         Display the running processes of a container
+  unpause     Unpause all processes within one or more containers
+  update      Update configuration of one or more containers
+  wait        Block until one or more containers stop, then print their exit codes
 
-Not implemented yet (containers come with the next engine release):
-  run, exec, ps, create, start, stop, rm, logs, ... and network, volume, build
+Not implemented yet:
+  build, commit, events, network, volume, ...
 
 Global Options:
       --config string      Location of client config files (default

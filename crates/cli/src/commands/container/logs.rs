@@ -75,9 +75,19 @@ pub fn get_timestamp(value: &str, now: i64) -> std::result::Result<String, Strin
         return Ok(format!("{s}.{n:09}"));
     }
     if value.contains('-') {
-        return Err(format!(
-            "parsing time {value:?}: cannot parse {value:?} as a time"
-        ));
+        // Go's range errors for a date that has the layout's shape
+        let nums: Vec<u32> = value
+            .get(..10)
+            .unwrap_or("")
+            .split('-')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let why = match nums.as_slice() {
+            [_, m, _] if !(1..=12).contains(m) => "month out of range".to_string(),
+            [_, _, d] if !(1..=31).contains(d) => "day out of range".to_string(),
+            _ => format!("cannot parse {value:?} as a time"),
+        };
+        return Err(format!("parsing time {value:?}: {why}"));
     }
     let (sec, frac) = value.split_once('.').unwrap_or((value, "0"));
     if sec.parse::<i64>().is_err() || frac.parse::<i64>().is_err() {
@@ -177,6 +187,9 @@ mod tests {
             get_timestamp("yesterday", now).unwrap_err(),
             "failed to parse value as time or duration: \"yesterday\""
         );
-        assert!(get_timestamp("2013-13-01", now).is_err());
+        assert_eq!(
+            get_timestamp("2013-13-01", now).unwrap_err(),
+            "parsing time \"2013-13-01\": month out of range"
+        );
     }
 }
