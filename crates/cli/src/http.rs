@@ -735,6 +735,23 @@ mod tests {
     }
 
     #[test]
+    fn negotiates_down_to_an_older_daemon() {
+        use crate::commands::testutil::{json_response, Server};
+        let server = Server::start(vec![
+            "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK".into(),
+            json_response(200, "[]"),
+        ]);
+        let c = Client::new(server.endpoint());
+        c.negotiate().unwrap();
+        assert_eq!(c.version(), "1.41");
+        c.get_json("/containers/json").unwrap();
+        let reqs = server.finish();
+        assert_eq!(reqs[0].target, "/_ping");
+        assert_eq!(reqs[1].target, "/v1.41/containers/json");
+        assert!(version_less("1.9", "1.41") && !version_less("1.50", "1.44"));
+    }
+
+    #[test]
     fn endpoints() {
         assert_eq!(
             Endpoint::parse("unix:///run/berth/berth.sock").unwrap(),

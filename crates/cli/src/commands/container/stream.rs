@@ -312,6 +312,54 @@ mod tests {
     }
 
     #[test]
+    fn hijacked_attach_against_a_server() {
+        use crate::commands::testutil::Server;
+        let frames: String = [frame(1, b"out\n"), frame(2, b"err\n")]
+            .concat()
+            .into_iter()
+            .map(char::from)
+            .collect();
+        let server = Server::start(vec![
+            format!("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n{frames}"),
+            crate::commands::testutil::json_response(404, r#"{"message":"No such container: nope"}"#),
+        ]);
+        let client = crate::http::Client::new(server.endpoint());
+        let h = client
+            .hijack("POST", "/containers/c/attach?stderr=1&stdout=1&stream=1", None)
+            .unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let end = run(
+            h,
+            Wiring {
+                stdin: None,
+                stdout: Some(&mut out),
+                stderr: Some(&mut err),
+                tty: false,
+                escape: None,
+                raw: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(end, End::Closed);
+        assert_eq!((out.as_slice(), err.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+        let e = client
+            .hijack("POST", "/containers/nope/attach?stream=1", None)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: No such container: nope"
+        );
+        let reqs = server.finish();
+        assert_eq!(reqs[0].header("Upgrade"), Some("tcp"));
+        assert_eq!(reqs[0].header("Connection"), Some("Upgrade"));
+        assert_eq!(
+            reqs[0].target,
+            "/v1.44/containers/c/attach?stderr=1&stdout=1&stream=1"
+        );
+    }
+
+    #[test]
     fn detach_key_specs() {
         assert_eq!(detach_keys("ctrl-p,ctrl-q").unwrap(), DEFAULT_DETACH_KEYS);
         assert_eq!(detach_keys("a,ctrl-@,ctrl-[").unwrap(), vec![b'a', 0, 27]);
