@@ -139,17 +139,24 @@ pub enum Ended {
 
 /// Moves bytes between `client` and the shim's attached connection until the output ends or the
 /// client detaches.
-pub async fn pump<C>(client: C, shim: UnixStream, opts: &AttachOptions) -> Ended
+/// `before_close` runs when the output has ended, before the client's stream is closed (an exec
+/// records its exit code there, so the client finds it when it asks).
+pub async fn pump<C, F>(client: C, shim: UnixStream, opts: &AttachOptions, before_close: F) -> Ended
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
+    F: std::future::Future<Output = ()> + Send,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
     let output = async {
         let mut header = [0u8; 8];
         let mut buf = vec![0u8; 32 << 10];
+        let mut before_close = Some(before_close);
         loop {
             if sr.read_exact(&mut header).await.is_err() {
+                if let Some(f) = before_close.take() {
+                    f.await;
+                }
                 let _ = cw.shutdown().await;
                 return Ended::Exited;
             }
@@ -160,6 +167,9 @@ where
             while left > 0 {
                 let n = left.min(buf.len());
                 if sr.read_exact(&mut buf[..n]).await.is_err() {
+                    if let Some(f) = before_close.take() {
+                        f.await;
+                    }
                     let _ = cw.shutdown().await;
                     return Ended::Exited;
                 }
@@ -287,7 +297,7 @@ impl ContainerService {
             }
         };
         self.emit("attach", &e.record(), &[]);
-        let ended = pump(client, stream, &opts).await;
+        let ended = pump(client, stream, &opts, async {}).await;
         if ended == Ended::Detached {
             self.emit("detach", &e.record(), &[]);
         }
@@ -335,7 +345,7 @@ mod tests {
             stdin_once: true,
             detach_keys: DEFAULT_DETACH_KEYS.to_vec(),
         };
-        let task = tokio::spawn(async move { pump(client, shim_side, &opts).await });
+        let task = tokio::spawn(async move { pump(client, shim_side, &opts, async {}).await });
         far.write_all(b"in").await.unwrap();
         let mut got = [0u8; 10];
         shim.read_exact(&mut got).await.unwrap();
@@ -366,7 +376,7 @@ mod tests {
             stdin_once: false,
             detach_keys: DEFAULT_DETACH_KEYS.to_vec(),
         };
-        let task = tokio::spawn(async move { pump(client, shim_side, &opts).await });
+        let task = tokio::spawn(async move { pump(client, shim_side, &opts, async {}).await });
         shim.write_all(&[1, 0, 0, 0, 0, 0, 0, 2, b'$', b' '])
             .await
             .unwrap();

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::attach::{self, AttachOptions, Ended};
+use super::attach::{self, AttachOptions};
 use super::shim::{self, Mode, Spawn};
 use super::{spec, ContainerService};
 use crate::images::{internal, Error};
@@ -272,10 +272,11 @@ impl ContainerService {
                 stdin_once: true,
                 detach_keys: attach::parse_detach_keys(&exec.cfg.detach_keys)?,
             };
-            if attach::pump(client, stream, &opts).await == Ended::Exited {
-                // The exit code is recorded before the client learns the stream ended.
+            // The exit code is recorded before the client learns the stream ended.
+            attach::pump(client, stream, &opts, async {
                 let _ = waiter.await;
-            }
+            })
+            .await;
         }
         Ok(())
     }

@@ -80,8 +80,10 @@ impl ContainerService {
         // The orphan is gone once its new parent reaps it; wait for that (a few seconds at most).
         let pid = e.record().state.pid;
         for _ in 0..50 {
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')));
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            });
             if pid <= 0 || !alive {
                 break;
             }
