@@ -588,3 +588,127 @@ fn a_terminal_session_under_a_pty() {
     };
     assert_eq!(status.code(), Some(3));
 }
+
+fn berth_cli(t: &Tools) -> PathBuf {
+    t.berthd.with_file_name("berth")
+}
+
+fn code_with(bin: &Path, d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let o = run_cli(bin, d, args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_berth_cli_runs_containers() {
+    let Some((t, d, dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let b = berth_cli(&t);
+    if !b.is_file() {
+        eprintln!("skipped: {} not found (cargo build -p berth-cli)", b.display());
+        return;
+    }
+    let tar = busybox_tar(dir.path());
+    ok_with(
+        &b,
+        &d,
+        &[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "bb-berth",
+        ],
+    );
+    let (c, out, err) = code_with(&b, &d, &["run", "--rm", "bb-berth", "echo", "hello"]);
+    assert_eq!((c, out.as_str()), (0, "hello\n"), "{err}");
+    assert!(err.contains("WARNING: berth has no bridge network yet"), "{err}");
+    assert_eq!(code_with(&b, &d, &["run", "bb-berth", "sh", "-c", "exit 3"]).0, 3);
+    let (c, _, err) = code_with(&b, &d, &["run", "--rm", "bb-berth", "nope"]);
+    assert_eq!(c, 127, "{err}");
+    let (c, _, err) = code_with(&b, &d, &["run", "--rm", "--memory", "5x", "bb-berth", "true"]);
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("invalid argument \"5x\" for \"-m, --memory\" flag"),
+        "{err}"
+    );
+    let (c, _, err) = code_with(
+        &b,
+        &d,
+        &["run", "--rm", "--env-file", "/nonexistent", "bb-berth", "true"],
+    );
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("open /nonexistent: no such file or directory"),
+        "{err}"
+    );
+    let id = ok_with(
+        &b,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bw",
+            "bb-berth",
+            "sh",
+            "-c",
+            "echo hi; sleep 100",
+        ],
+    );
+    assert_eq!(id.trim().len(), 64);
+    wait_for("its log", Duration::from_secs(10), || {
+        ok_with(&b, &d, &["logs", "bw"]) == "hi\n"
+    });
+    let ps = ok_with(&b, &d, &["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("bw Up"), "{ps}");
+    assert_eq!(code_with(&b, &d, &["exec", "bw", "sh", "-c", "exit 4"]).0, 4);
+    // cp both ways, diff, rename, pause, update, stats, export.
+    let f = dir.path().join("greeting");
+    std::fs::write(&f, "from the host\n").unwrap();
+    ok_with(&b, &d, &["cp", f.to_str().unwrap(), "bw:/tmp/"]);
+    assert_eq!(
+        ok_with(&b, &d, &["exec", "bw", "cat", "/tmp/greeting"]),
+        "from the host\n"
+    );
+    let back = dir.path().join("back");
+    ok_with(&b, &d, &["cp", "bw:/tmp/greeting", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from the host\n");
+    let diff = ok_with(&b, &d, &["diff", "bw"]);
+    assert_eq!(diff, "C /tmp\nA /tmp/greeting\n");
+    ok_with(&b, &d, &["rename", "bw", "bw2"]);
+    ok_with(&b, &d, &["pause", "bw2"]);
+    assert_eq!(
+        ok_with(&b, &d, &["inspect", "-f", "{{.State.Status}}", "bw2"]).trim(),
+        "paused"
+    );
+    ok_with(&b, &d, &["unpause", "bw2"]);
+    ok_with(&b, &d, &["update", "--memory", "128m", "bw2"]);
+    assert_eq!(
+        ok_with(&b, &d, &["inspect", "-f", "{{.HostConfig.Memory}}", "bw2"]).trim(),
+        "134217728"
+    );
+    let stats = ok_with(
+        &b,
+        &d,
+        &["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "bw2"],
+    );
+    assert!(stats.starts_with("bw2 "), "{stats}");
+    let exported = run_cli(&b, &d, &["export", "bw2"]);
+    assert!(
+        exported.stdout.len() > 1 << 20,
+        "export gave {} bytes",
+        exported.stdout.len()
+    );
+    // stop, rm rules, prune.
+    let (c, _, err) = code_with(&b, &d, &["rm", "bw2"]);
+    assert_eq!(c, 1, "{err}");
+    ok_with(&b, &d, &["stop", "-t", "1", "bw2"]);
+    ok_with(&b, &d, &["rm", "bw2"]);
+    let pruned = ok_with(&b, &d, &["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(ok_with(&b, &d, &["ps", "-aq"]).trim(), "");
+}

@@ -312,11 +312,6 @@ pub const LOAD: Def = Def {
 };
 
 fn run_import(ctx: &Ctx, p: &Parsed) -> Result {
-    if !p.values("change").is_empty() {
-        return Err(fail(
-            "berth import: --change is not supported yet (the image config cannot be changed on import)",
-        ));
-    }
     let source = p.args[0].as_str();
     let repo = p.args.get(1).map(String::as_str).unwrap_or("");
     if !repo.is_empty() {
@@ -351,6 +346,9 @@ fn run_import(ctx: &Ctx, p: &Parsed) -> Result {
     if let Some(m) = p.value("message").filter(|m| !m.is_empty()) {
         q.push(("message", m.to_string()));
     }
+    for c in p.values("change") {
+        q.push(("changes", c.to_string()));
+    }
     if let Some(pl) = p.value("platform").filter(|p| !p.is_empty()) {
         q.push(("platform", pl.to_lowercase()));
     }
@@ -366,7 +364,6 @@ pub const IMPORT: Def = Def {
     desc: "Import the contents from a tarball to create a filesystem image",
     aliases: "berth image import, berth import",
     options: "  -c, --change list       Apply Dockerfile instruction to the created image
-                          (not supported yet)
   -m, --message string    Set commit message for imported image
       --platform string   Set platform if server is multi-platform capable
 ",
@@ -497,8 +494,6 @@ mod tests {
             out.text(),
             "Loaded image: busybox:latest\nLoaded image: x:1\nsha256:feed\nsha256:beef\n"
         );
-        let err = testutil::run(&IMPORT, &ctx, &["-c", "CMD x", "-"]).unwrap_err();
-        assert!(err.message.contains("--change is not supported"));
         let err = testutil::run(&LOAD, &ctx, &["-i", "/nonexistent.tar"]).unwrap_err();
         assert_eq!(err.message, "open /nonexistent.tar: no such file or directory");
         let reqs = server.finish();

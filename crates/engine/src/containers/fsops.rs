@@ -52,7 +52,37 @@ pub fn diff(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
+    hide_runtime_paths(out)
+}
+
+/// What the runtime and berth put in every writable layer (mount points and the hosts files) is
+/// not the container's change, as docker's init layer keeps it out of `diff`: those entries go,
+/// and so do their parent directories when nothing else changed under them.
+fn hide_runtime_paths(changes: Vec<Change>) -> Vec<Change> {
+    const PLACED: [&str; 6] = [
+        "/dev",
+        "/proc",
+        "/sys",
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ];
+    let kept: Vec<Change> = changes
+        .into_iter()
+        .filter(|c| !PLACED.contains(&c.path.as_str()) || c.kind == 2)
+        .collect();
+    let parents: Vec<&str> = PLACED
+        .iter()
+        .filter_map(|p| p.rsplit_once('/').map(|(d, _)| d))
+        .filter(|d| !d.is_empty())
+        .collect();
+    kept.iter()
+        .filter(|c| {
+            !parents.contains(&c.path.as_str())
+                || kept.iter().any(|o| o.path.starts_with(&format!("{}/", c.path)))
+        })
+        .cloned()
+        .collect()
 }
 
 impl ContainerService {
@@ -191,6 +221,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn runtime_paths_hidden() {
+        let c = |p: &str, k: u8| Change {
+            path: p.into(),
+            kind: k,
+        };
+        let got = hide_runtime_paths(vec![c("/dev", 1), c("/etc", 0), c("/etc/hosts", 1), c("/tmp", 1)]);
+        assert_eq!(got, vec![c("/tmp", 1)]);
+    }
+
+    #[test]
     fn diff_against_lower_layers() {
         let d = tempfile::tempdir().unwrap();
         let lower = d.path().join("lower");
@@ -200,6 +240,9 @@ mod tests {
         std::fs::write(lower.join("gone"), "x").unwrap();
         std::fs::create_dir_all(upper.join("etc")).unwrap();
         std::fs::write(upper.join("etc/passwd"), "y").unwrap();
+        // Mount points the runtime made: not changes.
+        std::fs::create_dir_all(upper.join("proc")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
         std::fs::create_dir_all(upper.join("new/deep")).unwrap();
         std::fs::write(upper.join("new/deep/f"), "z").unwrap();
         // A whiteout needs mknod (root): without it the deletion is not listed.
