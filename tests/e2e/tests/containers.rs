@@ -712,3 +712,116 @@ fn the_berth_cli_runs_containers() {
     assert!(pruned.contains("Deleted Containers:"), "{pruned}");
     assert_eq!(ok_with(&b, &d, &["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn heavy_logs_rotate_and_events_are_told() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let since = ok(&t, &d, &["version", "-f", "{{.Server.Version}}"]);
+    assert!(!since.is_empty());
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    // 20 MB of output through a 1 MB x 3 rotation.
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "noisy",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=3",
+            IMAGE,
+            "sh",
+            "-c",
+            "yes 0123456789abcdef | head -n 1200000; echo done",
+        ],
+    );
+    wait_for("the noisy container to end", Duration::from_secs(180), || {
+        inspect(&t, &d, "noisy", "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&t, &d, "noisy", "{{.State.ExitCode}}"), "0");
+    let log = PathBuf::from(inspect(&t, &d, "noisy", "{{.LogPath}}"));
+    let files = berth_e2e_log_files(&log);
+    assert!((1..=3).contains(&files.len()), "{files:?}");
+    for f in &files {
+        let n = std::fs::metadata(f).unwrap().len();
+        assert!(n <= (1 << 20) + 512, "{} has {n} bytes", f.display());
+    }
+    assert_eq!(ok(&t, &d, &["logs", "--tail", "1", "noisy"]), "done\n");
+    // berthd is fine, and the events tell the story.
+    ok(&t, &d, &["rm", "noisy"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = ok(
+        &t,
+        &d,
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            "container=noisy",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    let actions: Vec<&str> = ev.lines().collect();
+    for want in ["create", "start", "die", "destroy"] {
+        assert!(actions.contains(&want), "no {want} in {actions:?}");
+    }
+}
+
+/// The log file and its rotated siblings.
+fn berth_e2e_log_files(log: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().starts_with(&*log.to_string_lossy()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn run_pulls_a_missing_image_with_the_seeds_lines() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let b = berth_cli(&t);
+    let reg = registry(&t);
+    let name = format!("{}/seed/busybox", reg.addr);
+    ok(&t, &d, &["tag", IMAGE, &name]);
+    ok(&t, &d, &["push", &name]);
+    // Nothing of it left locally: the pull must fetch every layer.
+    ok(&t, &d, &["rmi", &name, IMAGE]);
+    for (cli, what) in [(&b, "berth"), (&t.docker, "docker")] {
+        if !cli.is_file() {
+            continue;
+        }
+        let (c, out, err) = code_with(cli, &d, &["run", "--rm", &name, "echo", "pulled and ran"]);
+        assert_eq!((c, out.as_str()), (0, "pulled and ran\n"), "{what}: {err}");
+        for line in [
+            format!("Unable to find image '{name}:latest' locally"),
+            "latest: Pulling from seed/busybox".to_string(),
+            "Pull complete".to_string(),
+            "Digest: sha256:".to_string(),
+            format!("Status: Downloaded newer image for {name}:latest"),
+        ] {
+            assert!(err.contains(&line), "{what}: no {line:?} in {err}");
+        }
+        ok(&t, &d, &["rmi", &name]);
+    }
+}
