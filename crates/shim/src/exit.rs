@@ -13,6 +13,8 @@ pub struct Exit {
     pub finished_at: String,
     /// Set when the process never started.
     pub error: Option<String>,
+    /// The kernel's OOM killer struck inside the container.
+    pub oom_killed: bool,
 }
 
 impl Exit {
@@ -29,6 +31,7 @@ impl Exit {
             signal,
             finished_at,
             error: None,
+            oom_killed: false,
         }
     }
 
@@ -51,6 +54,7 @@ impl Exit {
             signal: None,
             finished_at,
             error: Some(error),
+            oom_killed: false,
         }
     }
 
@@ -58,8 +62,9 @@ impl Exit {
     pub fn to_json(&self) -> String {
         let signal = self.signal.map_or("null".to_string(), |s| s.to_string());
         let mut out = format!(
-            "{{\"exit_code\":{},\"signal\":{signal},\"oom_killed\":false,\"finished_at\":{}",
+            "{{\"exit_code\":{},\"signal\":{signal},\"oom_killed\":{},\"finished_at\":{}",
             self.exit_code,
+            self.oom_killed,
             json::string(&self.finished_at)
         );
         if let Some(e) = &self.error {

@@ -9,6 +9,7 @@ mod frame;
 mod json;
 mod log;
 mod monitor;
+mod oom;
 mod request;
 mod requests;
 mod runtime;
@@ -134,5 +135,6 @@ fn prepare(a: &Args, undo: &mut setup::Undo) -> Result<Shim, SetupError> {
         linger_until: None,
         pending_size: None,
         log_failed: false,
+        oom: (pid > 0).then(|| oom::OomWatch::of(pid)).flatten(),
     })
 }

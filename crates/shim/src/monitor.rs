@@ -52,6 +52,8 @@ pub struct Shim {
     /// A RESIZE that came before the terminal (exec mode, before START).
     pub pending_size: Option<(u16, u16)>,
     pub log_failed: bool,
+    /// The container's memory cgroup OOM counter (container mode).
+    pub oom: Option<crate::oom::OomWatch>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -199,10 +201,11 @@ impl Shim {
                 continue;
             }
             let now = time::now();
-            let x = match self.start_error.take() {
+            let mut x = match self.start_error.take() {
                 Some(e) => Exit::never_started(e, now),
                 None => Exit::from_wait_status(status, now),
             };
+            x.oom_killed = self.oom.as_ref().is_some_and(|o| o.struck());
             self.ended(x);
         }
     }

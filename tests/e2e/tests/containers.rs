@@ -312,6 +312,27 @@ fn limits_and_security_seen_from_inside() {
         ],
     );
     assert_eq!(mem.trim(), "67108864");
+    // The OOM killer strikes: 137, OOMKilled, and an oom event.
+    let (c, _, _) = code(
+        &t,
+        &d,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "--memory",
+            "16m",
+            "--memory-swap",
+            "16m",
+            IMAGE,
+            "sh",
+            "-c",
+            "x=a; while true; do x=$x$x; done",
+        ],
+    );
+    assert_eq!(c, 137);
+    assert_eq!(inspect(&t, &d, "hog", "{{.State.OOMKilled}}"), "true");
+    ok(&t, &d, &["rm", "hog"]);
     let caps = ok(
         &t,
         &d,
