@@ -312,6 +312,24 @@ fn limits_and_security_seen_from_inside() {
         ],
     );
     assert_eq!(mem.trim(), "67108864");
+    // --init: a small init is PID 1 and the command its child.
+    if Path::new("/usr/bin/tini-static").exists() || Path::new("/usr/bin/docker-init").exists() {
+        let out = ok(
+            &t,
+            &d,
+            &[
+                "run",
+                "--rm",
+                "--init",
+                IMAGE,
+                "sh",
+                "-c",
+                "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+            ],
+        );
+        assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
+        assert_ne!(out.lines().nth(1), Some("1"), "{out}");
+    }
     // The OOM killer strikes: 137, OOMKilled, and an oom event.
     let (c, _, _) = code(
         &t,

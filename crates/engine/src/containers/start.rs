@@ -100,6 +100,44 @@ pub(crate) fn mount_rootfs(m: &super::record::RootfsMount, target: &Path) -> Res
     r.map_err(|e| Error::Internal(format!("mount the root filesystem at {}: {e}", target.display())))
 }
 
+/// Where `--init` finds its init: a static program (tini's static build, which is what docker ships
+/// as `docker-init`), `BERTH_INIT` first.
+fn find_init() -> Option<std::path::PathBuf> {
+    let mut c: Vec<std::path::PathBuf> = std::env::var_os("BERTH_INIT")
+        .map(Into::into)
+        .into_iter()
+        .collect();
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    for name in ["docker-init", "tini-static"] {
+        for d in path.split(':').chain(["/usr/bin", "/usr/libexec/docker"]) {
+            c.push(Path::new(d).join(name));
+        }
+    }
+    c.into_iter().find(|p| p.is_file())
+}
+
+/// `--init`: the init bound read-only at `/sbin/docker-init` and put before the command (as docker).
+fn add_init(spec: &mut oci::Spec) -> Result<(), Error> {
+    let init = find_init().ok_or_else(|| {
+        Error::Invalid(
+            "--init: no static init program found (install Debian's tini package for tini-static, or set BERTH_INIT)".into(),
+        )
+    })?;
+    spec.mounts.push(oci::Mount {
+        destination: "/sbin/docker-init".into(),
+        typ: Some("bind".into()),
+        source: Some(init.display().to_string()),
+        options: Some(vec!["bind".into(), "ro".into()]),
+        ..Default::default()
+    });
+    if let Some(p) = spec.process.as_mut() {
+        let mut args = vec!["/sbin/docker-init".to_string(), "--".to_string()];
+        args.append(&mut p.args);
+        p.args = args;
+    }
+    Ok(())
+}
+
 /// A runtime failure as dockerd words it, with the status its kind deserves (a command that cannot
 /// be found or run is the request's fault: 400).
 fn runtime_failure(verb: &str, err: shim::ShimError) -> Error {
@@ -241,6 +279,9 @@ impl ContainerService {
         spec.mounts.extend(mounts);
         if let Some(l) = spec.linux.as_mut() {
             l.cgroups_path = Some(format!("/berth/{}", e.id));
+        }
+        if hc.init == Some(true) {
+            add_init(&mut spec)?;
         }
         let json = serde_json::to_vec_pretty(&spec).map_err(internal)?;
         std::fs::write(run.join("config.json"), json).map_err(internal)?;
