@@ -356,6 +356,29 @@ try:
 except docker.errors.NotFound:
     pass
 assert c.info()['Images'] >= 1
+# Containers: run with output, detached with logs and exec, stop, wait, remove.
+out = c.containers.run(img.id, ['sh', '-c', 'echo from the sdk'], remove=True, network_mode='none')
+assert out == b'from the sdk\n', out
+ct = c.containers.run(img.id, ['/bin/busybox', 'sleep', '100'], detach=True, name='sdk-box', network_mode='none')
+ct.reload()
+assert ct.status == 'running', ct.status
+r = ct.exec_run(['sh', '-c', 'echo in; exit 3'])
+assert (r.exit_code, r.output) == (3, b'in\n'), r
+assert c.containers.get('sdk-box').id == ct.id
+assert [x.id for x in c.containers.list()] == [ct.id]
+ct.stop(timeout=1)
+assert ct.wait()['StatusCode'] == 137
+ct.remove()
+try:
+    c.containers.get('sdk-box')
+    raise SystemExit('expected NotFound')
+except docker.errors.NotFound:
+    pass
+try:
+    c.containers.run(img.id, ['no-such-program'], remove=True, network_mode='none')
+    raise SystemExit('expected an error')
+except docker.errors.APIError as e:
+    assert 'executable file not found' in str(e), e
 print('sdk ok')
 "#;
     let o = Command::new("python3")
@@ -365,6 +388,10 @@ print('sdk ok')
         .arg(&reg.addr)
         .output()
         .unwrap();
+    // Whatever the script left (it failed half-way): no container outlives the test.
+    for id in ok(&t, &d, &["ps", "-aq"]).split_whitespace() {
+        let _ = run_cli(&t.docker, &d, &["rm", "-f", id]);
+    }
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success() && out.contains("sdk ok"),
