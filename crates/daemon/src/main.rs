@@ -14,6 +14,8 @@ mod config;
 mod containers;
 mod http;
 mod info;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,325 @@
+//! The container routes through the real HTTP stack with real services on temporary directories:
+//! shapes, status codes and dockerd's messages for everything that needs no running container
+//! (create, inspect, list with filters, rename, conflicts, wait, remove, events), and a start whose
+//! shim cannot be found failing cleanly. No root and no network needed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::containers::{self as ctr, ContainerService};
+use berth_engine::events::Events;
+use berth_engine::images::{self, ImageService};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{api, info, serve_connection};
+
+struct Server {
+    sock: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A tar with one file: enough of an image to create containers from.
+fn tiny_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append_data(&mut h, "bin/true", &b"#!\n"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Arc::new(Events::new());
+    let images = Arc::new(
+        ImageService::open(
+            images::Config {
+                root: dir.path().join("data/image"),
+                insecure_registries: vec![],
+                max_concurrent_downloads: 3,
+                max_concurrent_uploads: 5,
+                storage_driver: Some("copy".into()),
+            },
+            events.clone(),
+        )
+        .unwrap(),
+    );
+    let reference = "tiny:1".parse().unwrap();
+    images
+        .import(
+            &mut &tiny_tar()[..],
+            Some(&reference),
+            "",
+            &["CMD [\"/bin/true\"]".to_string()],
+            None,
+        )
+        .unwrap();
+    let containers = ContainerService::open(
+        ctr::Config {
+            data: dir.path().join("data/containers"),
+            run: dir.path().join("exec/containers"),
+            runtime_root: dir.path().join("exec/runtime"),
+            runtime: "/nonexistent/berth-runtime".into(),
+            shim: "/nonexistent/berth-shim".into(),
+            cgroup_v2: true,
+            seccomp: true,
+            log_max_size: None,
+            log_max_files: None,
+        },
+        images.clone(),
+        events.clone(),
+    )
+    .unwrap();
+    let state = Arc::new(api::State {
+        containers,
+        images,
+        events,
+        info: info::Static {
+            id: "test".into(),
+            data_root: dir.path().display().to_string(),
+            insecure_registries: vec![],
+            debug: false,
+            runtime_path: "berth-runtime".into(),
+        },
+        debug: false,
+    });
+    let sock = dir.path().join("api.sock");
+    let l = tokio::net::UnixListener::bind(&sock).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            serve_connection(s, state.clone());
+        }
+    });
+    Server { sock, _dir: dir }
+}
+
+/// One request; the status and the body parsed as JSON (Null when empty or not JSON).
+async fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut c = tokio::net::UnixStream::connect(&s.sock).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut out))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text[9..12].parse().unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // Chunked bodies: the JSON is the first chunk.
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        rest.split("\r\n").nth(1).unwrap_or("").to_string()
+    } else {
+        rest.to_string()
+    };
+    (code, serde_json::from_str(payload.trim()).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn container_routes_with_real_services() {
+    let s = server().await;
+    // create: 201, an ID, the default network's warning.
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/v1.47/containers/create?name=first",
+        Some(json!({"Image": "tiny:1"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let id = v["Id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert!(v["Warnings"][0].as_str().unwrap().contains("--network none"));
+    // inspect: docker's shape, the image's command merged in, the hostname.
+    let (code, v) = call(&s, "GET", "/containers/first/json", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["Name"], "/first");
+    assert_eq!(v["State"]["Status"], "created");
+    assert_eq!(v["Path"], "/bin/true");
+    assert_eq!(v["Config"]["Hostname"], json!(&id[..12]));
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+    assert!(v["Image"].as_str().unwrap().starts_with("sha256:"));
+    // Lookups by name, ID prefix; a missing one is docker's 404.
+    assert_eq!(
+        call(&s, "GET", &format!("/containers/{}/json", &id[..8]), None)
+            .await
+            .0,
+        200
+    );
+    let (code, v) = call(&s, "GET", "/containers/nope/json", None).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (404, "No such container: nope")
+    );
+    // The name is taken.
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/containers/create?name=first",
+        Some(json!({"Image": "tiny:1"})),
+    )
+    .await;
+    assert_eq!(code, 409);
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("The container name \"/first\" is already in use"));
+    // Bad requests: an unknown image, a bad name, a bad restart policy, bad JSON, a bad capability.
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "missing"})),
+    )
+    .await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (404, "No such image: missing:latest")
+    );
+    let (code, _) = call(
+        &s,
+        "POST",
+        "/containers/create?name=-x",
+        Some(json!({"Image": "tiny:1"})),
+    )
+    .await;
+    assert_eq!(code, 400);
+    let bad_policy = json!({"Image": "tiny:1", "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}});
+    let (code, v) = call(&s, "POST", "/containers/create", Some(bad_policy)).await;
+    assert_eq!(code, 400);
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("maximum retry count can only be used with 'on-failure'"));
+    let (code, _) = call(&s, "POST", "/containers/create", Some(json!("not an object"))).await;
+    assert_eq!(code, 400);
+    let bad_cap = json!({"Image": "tiny:1", "HostConfig": {"CapAdd": ["NOPE"]}});
+    let (code, v) = call(&s, "POST", "/containers/create", Some(bad_cap)).await;
+    assert_eq!(code, 400);
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown capability: \"CAP_NOPE\""));
+    let (code, _) = call(
+        &s,
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "tiny:1", "HostConfig": {"NetworkMode": "mynet"}})),
+    )
+    .await;
+    assert_eq!(code, 404);
+    // A second container with labels; list with filters.
+    let (_, v) = call(
+        &s,
+        "POST",
+        "/containers/create?name=second",
+        Some(json!({"Image": "tiny:1", "Labels": {"tier": "web"}})),
+    )
+    .await;
+    let second = v["Id"].as_str().unwrap().to_string();
+    let (_, v) = call(&s, "GET", "/containers/json", None).await;
+    assert_eq!(v, json!([]), "created containers are not running");
+    let (_, v) = call(&s, "GET", "/containers/json?all=1", None).await;
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["Id"], json!(second), "newest first");
+    assert_eq!(v[0]["Status"], "Created");
+    let f = "%7B%22label%22%3A%5B%22tier%3Dweb%22%5D%7D"; // {"label":["tier=web"]}
+    let (_, v) = call(&s, "GET", &format!("/containers/json?all=1&filters={f}"), None).await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (code, _) = call(
+        &s,
+        "GET",
+        "/containers/json?filters=%7B%22status%22%3A%5B%22sleepy%22%5D%7D",
+        None,
+    )
+    .await;
+    assert_eq!(code, 400);
+    // wait on a container that is not running answers at once.
+    let (code, v) = call(&s, "POST", "/containers/second/wait", None).await;
+    assert_eq!((code, v["StatusCode"].clone()), (200, json!(0)));
+    // rename, and its conflicts.
+    assert_eq!(
+        call(&s, "POST", "/containers/second/rename?name=third", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&s, "POST", "/containers/third/rename?name=first", None)
+            .await
+            .0,
+        409
+    );
+    // stop and kill of a container that is not running.
+    assert_eq!(call(&s, "POST", "/containers/third/stop", None).await.0, 304);
+    let (code, v) = call(&s, "POST", "/containers/third/kill", None).await;
+    assert_eq!(code, 409);
+    assert!(v["message"].as_str().unwrap().contains("is not running"));
+    assert_eq!(
+        call(
+            &s,
+            "POST",
+            "/containers/third/exec",
+            Some(json!({"Cmd": ["true"]}))
+        )
+        .await
+        .0,
+        409
+    );
+    // A start that cannot happen (no shim; without root not even the mount) fails with the
+    // reason and leaves the container created.
+    let (code, v) = call(&s, "POST", "/containers/third/start", None).await;
+    assert_eq!(code, 500);
+    let why = v["message"].as_str().unwrap();
+    assert!(
+        why.contains("/nonexistent") || why.contains("mount the root filesystem"),
+        "{v}"
+    );
+    let (_, v) = call(&s, "GET", "/containers/third/json", None).await;
+    assert_eq!(v["State"]["Status"], "created");
+    assert!(!v["State"]["Error"].as_str().unwrap().is_empty());
+    // An image in use is not deleted without force.
+    let (code, v) = call(&s, "DELETE", "/images/tiny:1", None).await;
+    assert_eq!(code, 409, "{v}");
+    // remove; then it is gone, and so is its name.
+    assert_eq!(call(&s, "DELETE", "/containers/third", None).await.0, 204);
+    assert_eq!(call(&s, "DELETE", "/containers/third", None).await.0, 404);
+    assert_eq!(
+        call(&s, "POST", "/containers/first/rename?name=third", None)
+            .await
+            .0,
+        204
+    );
+    // prune takes the rest.
+    let (code, v) = call(&s, "POST", "/containers/prune", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["ContainersDeleted"], json!([id]));
+    // The events of all this.
+    let (_, _) = call(&s, "GET", "/version", None).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut c = tokio::net::UnixStream::connect(&s.sock).await.unwrap();
+    let req = format!(
+        "GET /events?since=0&until={}&filters=%7B%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        now + 1
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    for action in ["\"create\"", "\"rename\"", "\"destroy\""] {
+        assert!(out.contains(action), "no {action} in {out}");
+    }
+}
