@@ -219,8 +219,11 @@ impl ContainerService {
         std::fs::create_dir_all(&rootfs).map_err(internal)?;
         let _ = std::fs::remove_file(run.join("exit.json"));
         self.runtime_delete(&e.id).await;
-        mount_rootfs(&rec.rootfs_mount, &rootfs)?;
-        match self.launch(e, &run, &rootfs).await {
+        let started = match mount_rootfs(&rec.rootfs_mount, &rootfs) {
+            Ok(()) => self.launch(e, &run, &rootfs).await,
+            Err(err) => Err(err),
+        };
+        match started {
             Ok(()) => Ok(()),
             Err(err) => {
                 unmount(&rootfs);
