@@ -572,60 +572,148 @@ fn berthd_restarts_with_containers_running_and_a_killed_shim_is_told() {
     ok(&t, &d, &["rm", "long"]);
 }
 
+/// A client (docker or berth) running under a pty, as a user at a terminal.
+struct PtySession {
+    child: std::process::Child,
+    master: std::fs::File,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+}
+
+impl PtySession {
+    fn start(bin: &Path, d: &Daemon, args: &[&str]) -> PtySession {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave: std::fs::File = pty.slave.into();
+        let child = Command::new(bin)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+            .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave)
+            .spawn()
+            .unwrap();
+        let master: std::fs::File = pty.master.into();
+        let mut reader = master.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        PtySession {
+            child,
+            master,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for `want` in the output, then forgets the output up to its end.
+    fn expect(&mut self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let at = self
+                .seen
+                .windows(want.len())
+                .position(|w| w == want.as_bytes());
+            if let Some(i) = at {
+                self.seen.drain(..i + want.len());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {want:?} in {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            if let Ok(b) = self.rx.recv_timeout(Duration::from_millis(200)) {
+                self.seen.extend(b);
+            }
+        }
+    }
+
+    fn send(&mut self, b: &[u8]) {
+        self.master.write_all(b).unwrap();
+    }
+
+    fn status(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the client did not end");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_terminal_session_under_a_pty() {
     let Some((t, d, _dir)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave: std::fs::File = pty.slave.into();
-    let mut child = Command::new(&t.docker)
-        .args(["run", "-it", "--rm", IMAGE, "sh"])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let mut master: std::fs::File = pty.master.into();
-    let mut reader = master.try_clone().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
+    let b = berth_cli(&t);
+    for cli in [&t.docker, &b] {
+        if !cli.is_file() {
+            continue;
         }
-    });
-    let mut seen = Vec::new();
-    let mut expect = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !String::from_utf8_lossy(&seen).contains(want) {
-            assert!(
-                Instant::now() < deadline,
-                "no {want:?} in {:?}",
-                String::from_utf8_lossy(&seen)
-            );
-            if let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {
-                seen.extend(b);
-            }
-        }
-    };
-    expect("# ");
-    master.write_all(b"tty; echo \"in-$((6*7))\"\r").unwrap();
-    expect("/dev/pts/0");
-    expect("in-42");
-    master.write_all(b"exit 3\r").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "docker run -it did not end");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(status.code(), Some(3));
+        // run -it: a shell on a terminal, its exit status.
+        let mut s = PtySession::start(cli, &d, &["run", "-it", "--rm", IMAGE, "sh"]);
+        s.expect("# ");
+        s.send(b"tty; echo \"in-$((6*7))\"\r");
+        s.expect("/dev/pts/0");
+        s.expect("in-42");
+        s.send(b"exit 3\r");
+        assert_eq!(s.status(), 3, "{}", cli.display());
+        // A long-running terminal container: exec -it, attach and detach with ctrl-p ctrl-q.
+        ok(&t, &d, &["run", "-dit", "--name", "tty-box", IMAGE, "sh"]);
+        let mut e = PtySession::start(cli, &d, &["exec", "-it", "tty-box", "sh"]);
+        e.expect("# ");
+        e.send(b"echo exec-$((2+3)); exit 5\r");
+        e.expect("exec-5");
+        assert_eq!(e.status(), 5, "{}", cli.display());
+        let mut a = PtySession::start(cli, &d, &["attach", "tty-box"]);
+        std::thread::sleep(Duration::from_millis(300));
+        a.send(b"echo attached-$((1+1))\r");
+        a.expect("attached-2");
+        a.send(&[16, 17]);
+        // docker's CLI reports the detach as "read escape sequence" and exits 1.
+        assert!([0, 1].contains(&a.status()), "{}: detach", cli.display());
+        assert_eq!(inspect(&t, &d, "tty-box", "{{.State.Status}}"), "running");
+        // logs -f follows until the container ends.
+        let follower = Command::new(cli)
+            .args(["logs", "-f", "tty-box"])
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        ok(
+            &t,
+            &d,
+            &["exec", "tty-box", "sh", "-c", "echo followed > /proc/1/fd/1"],
+        );
+        ok(&t, &d, &["kill", "tty-box"]);
+        let o = follower.wait_with_output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("followed"),
+            "{}",
+            cli.display()
+        );
+        ok(&t, &d, &["rm", "tty-box"]);
+    }
 }
 
 fn berth_cli(t: &Tools) -> PathBuf {
