@@ -268,15 +268,19 @@ pub fn rootfs_tar(dir: &Path, extra: usize) -> PathBuf {
             .collect();
         std::fs::write(root.join("noise"), data).unwrap();
     }
-    let tar = dir.join("rootfs.tar");
+    tar_of(&root, &dir.join("rootfs.tar"))
+}
+
+/// `root`'s contents as the tar file `tar`.
+pub fn tar_of(root: &Path, tar: &Path) -> PathBuf {
     let st = Command::new("tar")
         .arg("-C")
-        .arg(&root)
+        .arg(root)
         .arg("-cf")
-        .arg(&tar)
+        .arg(tar)
         .arg(".")
         .status()
         .unwrap();
-    assert!(st.success());
-    tar
+    assert!(st.success(), "tar of {}", root.display());
+    tar.to_path_buf()
 }

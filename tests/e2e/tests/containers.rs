@@ -34,17 +34,7 @@ fn busybox_tar(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    let tar = dir.join("bb.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
+    tar_of(&root, &dir.join("bb.tar"))
 }
 
 /// berthd with the busybox image imported as `e2e-busybox` (CMD sh).
