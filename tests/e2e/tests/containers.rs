@@ -607,10 +607,7 @@ impl PtySession {
     fn expect(&mut self, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let at = self
-                .seen
-                .windows(want.len())
-                .position(|w| w == want.as_bytes());
+            let at = self.seen.windows(want.len()).position(|w| w == want.as_bytes());
             if let Some(i) = at {
                 self.seen.drain(..i + want.len());
                 return;

@@ -53,9 +53,19 @@ impl ContainerService {
             let exit = match conn.wait().await {
                 Ok(Some(x)) => x,
                 _ => {
-                    // Give a shim that is just finishing a moment to leave its exit file.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    match shim::read_exit(&svc.run_dir(&e.id).join("exit.json")) {
+                    // The shim writes its exit file before it closes connections, so a WAIT it
+                    // never read (a container that ended at once) finds the file there; only a
+                    // shim that died leaves none (looked for a few times, briefly).
+                    let file = svc.run_dir(&e.id).join("exit.json");
+                    let mut found = shim::read_exit(&file);
+                    for _ in 0..10 {
+                        if found.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        found = shim::read_exit(&file);
+                    }
+                    match found {
                         Some(x) => x,
                         None => svc.shim_died(&e).await,
                     }
