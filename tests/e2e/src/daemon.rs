@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{which, workspace};
+use crate::which;
 
 pub struct Tools {
     pub berthd: PathBuf,
@@ -25,7 +25,7 @@ pub fn tools() -> Option<Tools> {
         eprintln!("skipped: the end-to-end tests need root");
         return None;
     }
-    let berthd = workspace().join("target/debug/berthd");
+    let berthd = crate::built_in("debug", "berthd");
     if !berthd.is_file() {
         eprintln!(
             "skipped: {} not found (cargo build -p berth-daemon)",

@@ -4,13 +4,13 @@
 
 use std::process::Command;
 
-use berth_e2e::{env, workspace, Container};
+use berth_e2e::{env, Container};
 use serde_json::{json, Value};
 
 #[test]
 fn a_composed_spec_runs_with_dockers_capabilities_and_seccomp() {
     let Some(env) = env() else { return };
-    let compose = workspace().join("target/debug/examples/compose_spec");
+    let compose = berth_e2e::built_in("debug", "examples/compose_spec");
     if !compose.is_file() {
         eprintln!(
             "skipped: {} not found (cargo build -p berth-engine --examples)",

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_e2e::daemon::*;
-use berth_e2e::{which, workspace};
+use berth_e2e::which;
 
 #[test]
 fn docker_cli_push_pull_tag_rmi_save_load_against_berthd() {
@@ -240,7 +240,7 @@ fn basic_auth_login_push_and_pull() {
 #[test]
 fn berth_cli_push_pull_tag_rmi_save_load() {
     let Some(t) = tools() else { return };
-    let berth = workspace().join("target/debug/berth");
+    let berth = berth_e2e::built_in("debug", "berth");
     if !berth.is_file() {
         eprintln!(
             "skipped: {} not found (cargo build -p berth-cli)",
