@@ -52,6 +52,21 @@ stop_pid() { # name pid: SIGTERM, up to 20 s, then SIGKILL; only processes start
 
 quote() { [ $# = 0 ] || printf '%q ' "$@"; } # words for a command line run by sh -c (hyperfine)
 
+free_port() { # first: a free TCP port on 127.0.0.1 from `first` up to 5198, else any free one
+  python3 - "$1" <<'PY'
+import socket, sys
+for port in list(range(int(sys.argv[1]), 5199)) + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(s.getsockname()[1]); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+PY
+}
+
 # --- set-up -----------------------------------------------------------------------------------------
 bench_install() { # command:package ...: apt-get installs the packages of the missing commands
   local pair missing=()
@@ -110,19 +125,7 @@ bench_init() { # installs what is missing, builds berth, makes $W, the image and
 
 bench_registry() { # starts docker-registry on a free 127.0.0.1 port and pushes busybox; sets IMAGE
   local port
-  port=$(python3 - <<'PY'
-import socket
-for port in list(range(5100, 5199)) + [0]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        print(s.getsockname()[1]); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-)
+  port=$(free_port 5100)
   cat > "$W/registry.yml" <<EOF
 version: 0.1
 log:

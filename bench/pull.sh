@@ -38,8 +38,10 @@ DEBUG=${DEBUG:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 CACHE=${CACHE:-$REPO/target/bench-pull}
-say() { echo "bench/pull.sh: $*" >&2; }
-die() { say "$*"; exit 1; }
+# say, die, wait_for, stop_pid and free_port come from bench/lib.sh (its engine set-up is not used here).
+BENCH=bench/pull.sh
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 [ "$(id -u)" = 0 ] || die "needs root"
 for tool in cargo python3 hyperfine skopeo docker-registry docker curl busybox; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y hyperfine skopeo docker-registry busybox-static curl; the docker CLI)"
@@ -52,14 +54,6 @@ HOST_DIRS=()
 for d in /run/docker/plugins /run/docker /run/containers/networks /run/containers; do [ -e "$d" ] || HOST_DIRS+=("$d"); done
 REG_PID= CTRD_PID= DCTRD_PID= BERTHD_PID= DOCKERD_PID= SAMPLER_PID=
 
-stop_pid() { # name pid: SIGTERM, up to 20 s, then SIGKILL; only processes started here
-  local name=$1 pid=$2 i
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then say "$name ($pid) did not stop on SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$? m
   trap - EXIT INT TERM
@@ -101,13 +95,6 @@ export DOCKER_CONFIG=$W/docker-cli   # no host credentials or CLI config
 mkdir -p "$DOCKER_CONFIG"
 echo '{}' > "$DOCKER_CONFIG/config.json"
 
-wait_for() { # seconds command...: retries every 0.1 s
-  local n=$(( $1 * 10 )); shift
-  while ! "$@" >/dev/null 2>&1; do
-    n=$((n - 1)); [ "$n" -gt 0 ] || return 1; sleep 0.1
-  done
-}
-
 # --- images -----------------------------------------------------------------------------------------
 STAMP=$(sha256sum "$HERE/mkimage.py" "$(command -v busybox)" | sha256sum | cut -c1-16)
 if [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$STAMP" ] || [ ! -f "$CACHE/busybox/index.json" ] || [ ! -f "$CACHE/large/index.json" ]; then
@@ -119,19 +106,7 @@ if [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$STAMP" ] || [ ! -f "$CACHE/busybox
 fi
 
 # --- registry ---------------------------------------------------------------------------------------
-PORT=$(python3 - <<'PY'
-import socket
-for port in list(range(5099, 5199)) + [0]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        print(s.getsockname()[1]); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-)
+PORT=$(free_port 5099)
 REG=127.0.0.1:$PORT
 cat > "$W/registry.yml" <<EOF
 version: 0.1

@@ -42,18 +42,7 @@ impl AuthConfig {
     /// docker's `registry.EncodeAuthConfig`: URL-safe base64 of the JSON, empty fields
     /// left out (`e30=` for no credentials).
     pub fn encode(&self) -> String {
-        let mut m = Map::new();
-        for (k, v) in [
-            ("username", &self.username),
-            ("password", &self.password),
-            ("serveraddress", &self.server_address),
-            ("identitytoken", &self.identity_token),
-        ] {
-            if !v.is_empty() {
-                m.insert(k.into(), Value::String(v.clone()));
-            }
-        }
-        base64_encode(Value::Object(m).to_string().as_bytes(), URL_SAFE)
+        base64_encode(self.to_json().to_string().as_bytes(), URL_SAFE)
     }
 
     /// The JSON body of `POST /auth`.

@@ -1,7 +1,6 @@
 //! Start, stop, kill, restart, wait and remove, the monitor that learns of a container's end from
 //! its shim, restart policies, and finding running containers again when berthd starts.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -470,11 +469,6 @@ impl ContainerService {
                 }
             });
         }
-    }
-
-    /// The directory of a container's bundle and shim (for tests and the daemon).
-    pub fn bundle(&self, id: &str) -> PathBuf {
-        self.run_dir(id)
     }
 }
 
