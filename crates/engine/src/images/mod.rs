@@ -38,6 +38,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// dockerd's 403: refused by the state of things (a network in use, a pool overlap).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -49,6 +52,7 @@ impl Error {
             Error::Conflict(_) => 409,
             Error::Invalid(_) => 400,
             Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::Internal(_) => 500,
         }
     }

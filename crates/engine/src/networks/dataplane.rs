@@ -1,0 +1,190 @@
+//! The seam between the network service's bookkeeping and the host: bridges, network namespaces,
+//! veth pairs, addresses and routes, berth's nftables table, the sockets of the embedded DNS. The
+//! real implementation is [`Host`] (netlink, `nft -j`); [`Recording`] notes the calls for tests
+//! that run without root.
+
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_network::Subnet;
+
+use super::Network;
+
+/// A bridge to bring up: the interface, its address (the network's gateway), MTU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSpec {
+    pub name: String,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    pub mtu: u32,
+}
+
+impl BridgeSpec {
+    pub fn of(n: &Network) -> BridgeSpec {
+        let (gateway, prefix) = n
+            .ipam
+            .as_ref()
+            .map_or((Ipv4Addr::UNSPECIFIED, 0), |i| (i.gateway, i.subnet.prefix()));
+        BridgeSpec {
+            name: n.bridge.clone(),
+            gateway,
+            prefix,
+            mtu: n.mtu,
+        }
+    }
+}
+
+/// One container interface: a veth pair from `bridge` to `ifname` inside the namespace file `sandbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plug {
+    pub sandbox: PathBuf,
+    pub bridge: String,
+    pub veth: String,
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    /// The default route's gateway (the container's first network only).
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: u32,
+}
+
+/// A bridge network as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwNet {
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub internal: bool,
+    pub masquerade: bool,
+    pub icc: bool,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwPort {
+    pub proto: String,
+    /// None: every host address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+    pub bridge: String,
+}
+
+/// What the network service asks of the host.
+pub trait Dataplane: Send + Sync + 'static {
+    /// Turns IPv4 forwarding on; true when it was off (berth then guards other forwarding).
+    fn enable_forwarding(&self) -> io::Result<bool>;
+    /// Makes the bridge when missing, gives it its address, MTU, and brings it up.
+    fn bridge_up(&self, b: &BridgeSpec) -> io::Result<()>;
+    /// Deletes the bridge (gone already is fine).
+    fn bridge_down(&self, name: &str) -> io::Result<()>;
+    /// A new network namespace kept alive by the file `path`.
+    fn sandbox_create(&self, path: &Path) -> io::Result<()>;
+    /// Releases the namespace file (gone already is fine).
+    fn sandbox_remove(&self, path: &Path) -> io::Result<()>;
+    fn plug(&self, p: &Plug) -> io::Result<()>;
+    /// Deletes the host side of a veth pair (gone already is fine).
+    fn unplug(&self, veth: &str) -> io::Result<()>;
+    /// Replaces berth's nftables table with the rules of these networks and ports.
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()>;
+    /// UDP and TCP sockets on 127.0.0.11:53 inside the namespace `sandbox`, for the embedded DNS.
+    fn dns_sockets(&self, sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)>;
+}
+
+/// Notes every call; namespaces are plain files. For tests without root.
+#[derive(Default)]
+pub struct Recording {
+    pub calls: Mutex<Vec<String>>,
+    /// Makes `plug` fail (to test that nothing is left half-made).
+    pub fail_plug: Mutex<bool>,
+}
+
+impl Recording {
+    fn note(&self, s: String) {
+        self.calls.lock().expect("calls lock").push(s);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().expect("calls lock"))
+    }
+}
+
+impl Dataplane for Recording {
+    fn enable_forwarding(&self) -> io::Result<bool> {
+        self.note("forwarding".into());
+        Ok(false)
+    }
+
+    fn bridge_up(&self, b: &BridgeSpec) -> io::Result<()> {
+        self.note(format!(
+            "bridge_up {} {}/{} mtu {}",
+            b.name, b.gateway, b.prefix, b.mtu
+        ));
+        Ok(())
+    }
+
+    fn bridge_down(&self, name: &str) -> io::Result<()> {
+        self.note(format!("bridge_down {name}"));
+        Ok(())
+    }
+
+    fn sandbox_create(&self, path: &Path) -> io::Result<()> {
+        std::fs::write(path, b"")?;
+        self.note(format!("sandbox_create {}", path.display()));
+        Ok(())
+    }
+
+    fn sandbox_remove(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.note(format!("sandbox_remove {}", path.display()));
+        Ok(())
+    }
+
+    fn plug(&self, p: &Plug) -> io::Result<()> {
+        if *self.fail_plug.lock().expect("fail lock") {
+            return Err(io::Error::other("plug refused by the test"));
+        }
+        self.note(format!(
+            "plug {} {} {}/{} gw {:?} on {}",
+            p.ifname, p.veth, p.ip, p.prefix, p.gateway, p.bridge
+        ));
+        Ok(())
+    }
+
+    fn unplug(&self, veth: &str) -> io::Result<()> {
+        self.note(format!("unplug {veth}"));
+        Ok(())
+    }
+
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()> {
+        let ports: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}:{}/{}",
+                    p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    p.host_port,
+                    p.container_ip,
+                    p.container_port,
+                    p.proto
+                )
+            })
+            .collect();
+        self.note(format!(
+            "firewall {table} nets {} ports [{}] guard {guard}",
+            nets.len(),
+            ports.join(" ")
+        ));
+        Ok(())
+    }
+
+    fn dns_sockets(&self, _sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)> {
+        Ok((UdpSocket::bind("127.0.0.1:0")?, TcpListener::bind("127.0.0.1:0")?))
+    }
+}

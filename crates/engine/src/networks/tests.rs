@@ -1,0 +1,283 @@
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::dataplane::Recording;
+use super::*;
+
+fn service(dir: &Path) -> (Arc<NetworkService>, Arc<Recording>) {
+    let dp = Arc::new(Recording::default());
+    let mut s = Settings::new(&dir.join("data"), &dir.join("run"));
+    s.bip = Some((Ipv4Addr::new(10, 200, 0, 1), 24));
+    let svc = NetworkService::open(s, dp.clone(), Arc::new(Events::new())).unwrap();
+    (svc, dp)
+}
+
+fn create(svc: &NetworkService, body: Value) -> Result<String, Error> {
+    svc.create(serde_json::from_value(body).unwrap())
+}
+
+#[test]
+fn predefined_networks_and_the_default_bridge() {
+    let d = tempfile::tempdir().unwrap();
+    let (svc, dp) = service(d.path());
+    let calls = dp.take();
+    assert!(
+        calls.contains(&"bridge_up berth0 10.200.0.1/24 mtu 1500".to_string()),
+        "{calls:?}"
+    );
+    let all = svc.list(&BTreeMap::new(), &|_| false).unwrap();
+    let mut names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bridge", "host", "none"]);
+    let b = svc.inspect("bridge").unwrap();
+    assert_eq!(
+        b["IPAM"]["Config"],
+        json!([{"Subnet": "10.200.0.0/24", "Gateway": "10.200.0.1"}])
+    );
+    assert_eq!(b["Options"]["com.docker.network.bridge.name"], "berth0");
+    assert_eq!(
+        svc.remove("bridge").unwrap_err().to_string(),
+        "bridge is a pre-defined network and cannot be removed"
+    );
+    // Reopened: the same IDs.
+    let id = b["Id"].as_str().unwrap().to_string();
+    drop(svc);
+    let (svc, _) = service(d.path());
+    assert_eq!(svc.inspect("bridge").unwrap()["Id"], id.as_str());
+    assert_eq!(svc.inspect(&id[..6]).unwrap()["Name"], "bridge");
+}
+
+#[test]
+fn user_networks_create_check_and_remove() {
+    let d = tempfile::tempdir().unwrap();
+    let (svc, dp) = service(d.path());
+    dp.take();
+    let id = create(&svc, json!({"Name": "front", "IPAM": {"Config": [{"Subnet": "10.7.0.0/16", "IPRange": "10.7.1.0/24", "Gateway": "10.7.0.254"}]}, "Labels": {"a": "b"}})).unwrap();
+    let n = svc.inspect("front").unwrap();
+    assert_eq!(n["Id"], id.as_str());
+    assert_eq!(
+        n["IPAM"]["Config"],
+        json!([{"Subnet": "10.7.0.0/16", "IPRange": "10.7.1.0/24", "Gateway": "10.7.0.254"}])
+    );
+    let calls = dp.take();
+    assert_eq!(
+        calls[0],
+        format!("bridge_up br-{} 10.7.0.254/16 mtu 1500", &id[..12])
+    );
+    assert!(calls[1].starts_with("firewall berth nets 2"), "{calls:?}");
+    let e = create(&svc, json!({"Name": "front"})).unwrap_err();
+    assert_eq!(
+        (e.status(), e.to_string()),
+        (409, "network with name front already exists".into())
+    );
+    let e = create(
+        &svc,
+        json!({"Name": "other", "IPAM": {"Config": [{"Subnet": "10.7.3.0/24"}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert_eq!(
+        e.to_string(),
+        "invalid pool request: Pool overlaps with other one on this address space"
+    );
+    assert!(dp.take().is_empty(), "nothing made for a refused network");
+    let e = create(&svc, json!({"Name": "x", "Driver": "overlay"})).unwrap_err();
+    assert_eq!(e.status(), 404);
+    // An automatic subnet avoids the others.
+    create(&svc, json!({"Name": "auto"})).unwrap();
+    let a = svc.inspect("auto").unwrap();
+    assert!(a["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .starts_with("172."));
+    let f: BTreeMap<String, Vec<String>> = [("label".to_string(), vec!["a=b".to_string()])].into();
+    assert_eq!(svc.list(&f, &|_| false).unwrap().as_array().unwrap().len(), 1);
+    let f: BTreeMap<String, Vec<String>> = [("type".to_string(), vec!["custom".to_string()])].into();
+    assert_eq!(svc.list(&f, &|_| false).unwrap().as_array().unwrap().len(), 2);
+    assert_eq!(
+        svc.prune(&BTreeMap::new(), &|n| n == "auto").unwrap(),
+        vec!["front".to_string()]
+    );
+    svc.remove("auto").unwrap();
+    assert!(dp.take().iter().any(|c| c.starts_with("bridge_down br-")));
+    assert_eq!(svc.get("auto").unwrap_err().status(), 404);
+}
+
+#[test]
+fn containers_get_addresses_ports_and_give_them_back() {
+    let d = tempfile::tempdir().unwrap();
+    let (svc, dp) = service(d.path());
+    create(
+        &svc,
+        json!({"Name": "app", "IPAM": {"Config": [{"Subnet": "10.9.0.0/24"}]}}),
+    )
+    .unwrap();
+    // dockerd's checks at create.
+    let e = svc
+        .plan_container("bridge", Some(&json!({"bridge": {"Aliases": ["x"]}})), None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "network-scoped alias is supported only for containers in user defined networks"
+    );
+    let e = svc
+        .plan_container(
+            "bridge",
+            Some(&json!({"bridge": {"IPAMConfig": {"IPv4Address": "10.200.0.9"}}})),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "user specified IP address is supported on user defined networks only"
+    );
+    assert_eq!(svc.plan_container("nope", None, None).unwrap_err().status(), 404);
+    let (mode, eps) = svc.plan_container("default", None, None).unwrap();
+    assert_eq!(mode, "bridge");
+    assert_eq!(eps.keys().collect::<Vec<_>>(), ["bridge"]);
+    let (mode, eps) = svc
+        .plan_container(
+            "app",
+            Some(&json!({"app": {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.9.0.50"}}})),
+            None,
+        )
+        .unwrap();
+    assert_eq!(mode, "app");
+    assert_eq!(eps["app"].ipv4, Some(Ipv4Addr::new(10, 9, 0, 50)));
+
+    let id = "a".repeat(64);
+    dp.take();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bindings = json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]});
+    let got = svc
+        .attach(&Attach {
+            id: &id,
+            name: "web1",
+            primary: "app",
+            networks: &eps,
+            port_bindings: &bindings,
+            exposed: vec![],
+            publish_all: false,
+        })
+        .unwrap();
+    assert!(got.embedded_dns);
+    assert_eq!(got.networks["app"].ip, Some(Ipv4Addr::new(10, 9, 0, 50)));
+    assert_eq!(got.networks["app"].mac_address, "02:42:0a:09:00:32");
+    assert_eq!(got.ports[0].host_port, port);
+    let calls: Vec<String> = dp
+        .take()
+        .into_iter()
+        .skip_while(|c| c.starts_with("sandbox_remove"))
+        .collect();
+    assert!(calls[0].starts_with("sandbox_create"), "{calls:?}");
+    assert!(
+        calls[1].starts_with("plug eth0 veth") && calls[1].contains("10.9.0.50/24 gw Some(10.9.0.1) on br-"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[2].contains(&format!("127.0.0.1:{port}->10.9.0.50:80/tcp")),
+        "{calls:?}"
+    );
+    // The DNS view: names and aliases on the network, the short ID too.
+    assert_eq!(
+        svc.resolve_name(&id, "WEB."),
+        Some(vec!["10.9.0.50".parse().unwrap()])
+    );
+    assert_eq!(
+        svc.resolve_name(&id, "web1.app"),
+        Some(vec!["10.9.0.50".parse().unwrap()])
+    );
+    assert_eq!(
+        svc.resolve_name(&id, &id[..12]),
+        Some(vec!["10.9.0.50".parse().unwrap()])
+    );
+    assert_eq!(svc.resolve_name(&id, "nobody"), None);
+    assert_eq!(
+        svc.resolve_addr(&id, "10.9.0.50".parse().unwrap()),
+        Some("web1.app".into())
+    );
+    // In use: refused.
+    let e = svc.remove("app").unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert!(e.to_string().contains("has active endpoints"), "{e}");
+    assert_eq!(
+        svc.inspect("app").unwrap()["Containers"][&id]["IPv4Address"],
+        "10.9.0.50/24"
+    );
+    // A second container asking the same address.
+    let id2 = "b".repeat(64);
+    let e = svc
+        .attach(&Attach {
+            id: &id2,
+            name: "web2",
+            primary: "app",
+            networks: &eps,
+            port_bindings: &json!({}),
+            exposed: vec![],
+            publish_all: false,
+        })
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Address already in use");
+    assert!(!svc.sandbox_path(&id2).exists(), "no namespace left behind");
+
+    // The end: everything given back.
+    svc.detach(&id, &got.sandbox);
+    let calls = dp.take();
+    assert!(calls.iter().any(|c| c.starts_with("unplug veth")), "{calls:?}");
+    assert!(calls.iter().any(|c| c.contains("ports []")), "{calls:?}");
+    assert!(calls.last().unwrap().starts_with("sandbox_remove"), "{calls:?}");
+    assert!(svc.get("app").unwrap().endpoints.is_empty());
+    svc.remove("app").unwrap();
+}
+
+#[test]
+fn a_failed_plug_leaves_nothing_and_restarts_reconcile() {
+    let d = tempfile::tempdir().unwrap();
+    let (svc, dp) = service(d.path());
+    let (_, eps) = svc.plan_container("bridge", None, None).unwrap();
+    let id = "c".repeat(64);
+    let attach = |id: &str| {
+        svc.attach(&Attach {
+            id,
+            name: "x",
+            primary: "bridge",
+            networks: &eps,
+            port_bindings: &json!({}),
+            exposed: vec![],
+            publish_all: false,
+        })
+    };
+    *dp.fail_plug.lock().unwrap() = true;
+    assert!(attach(&id).is_err());
+    assert!(svc.get("bridge").unwrap().endpoints.is_empty());
+    assert!(!svc.sandbox_path(&id).exists());
+    *dp.fail_plug.lock().unwrap() = false;
+    let got = attach(&id).unwrap();
+    // Allocation goes on after the address the failed start had (as libnetwork's).
+    assert_eq!(got.networks["bridge"].ip, Some(Ipv4Addr::new(10, 200, 0, 3)));
+    assert!(!got.embedded_dns);
+    // berthd restarts while the container ran; it ended meanwhile.
+    drop(svc);
+    let (svc, dp) = service(d.path());
+    assert_eq!(
+        svc.get("bridge").unwrap().endpoints.len(),
+        1,
+        "the address is remembered"
+    );
+    dp.take();
+    svc.reconcile(&|_| false);
+    assert!(svc.get("bridge").unwrap().endpoints.is_empty());
+    assert!(!got.sandbox.exists());
+    let calls = dp.take();
+    assert!(calls.iter().any(|c| c.starts_with("unplug")), "{calls:?}");
+}
