@@ -55,6 +55,10 @@ pub struct Options {
     pub max_forwards: usize,
     /// Open TCP connections at once; more are closed as they come.
     pub max_tcp: usize,
+    /// A and AAAA queries of single-label names berth does not know get NOERROR without answers
+    /// instead of being forwarded, so the client goes on with its search domains: docker does
+    /// this when the container's `--dns-option` sets `ndots`.
+    pub keep_single_label: bool,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
             tcp_idle: Duration::from_secs(10),
             max_forwards: 100,
             max_tcp: 100,
+            keep_single_label: false,
         }
     }
 }
@@ -111,7 +116,8 @@ enum Step {
 
 /// The answer berth gives itself to `q` from the container `from`, or None to forward it. A name
 /// berth knows is never forwarded: a type other than A, AAAA (or PTR of a known address) gets
-/// no data, as docker.
+/// no data, as docker. Several addresses come in a random order each time (round-robin over the
+/// containers sharing an alias, as docker shuffles them).
 pub fn answer(resolver: &dyn Resolver, from: &str, q: &Query) -> Option<Answer> {
     if q.name.is_empty() {
         return None;
@@ -120,11 +126,12 @@ pub fn answer(resolver: &dyn Resolver, from: &str, q: &Query) -> Option<Answer> 
     match q.qtype {
         TYPE_A | TYPE_AAAA => {
             let v4 = q.qtype == TYPE_A;
-            let addrs: Vec<IpAddr> = resolver
+            let mut addrs: Vec<IpAddr> = resolver
                 .lookup(from, &q.name)?
                 .into_iter()
                 .filter(|ip| ip.is_ipv4() == v4)
                 .collect();
+            fastrand::shuffle(&mut addrs);
             Some(if addrs.is_empty() {
                 Answer::NoData
             } else {
@@ -197,8 +204,12 @@ impl Server {
             true => MAX_MESSAGE,
             false => usize::from(q.udp_size.unwrap_or(0)).max(UDP_SIZE),
         };
+        let single_label = matches!(q.qtype, TYPE_A | TYPE_AAAA) && !q.name.contains('.');
         match answer(&*self.resolver, &self.from, &q) {
             Some(a) => Step::Reply(reply_sized(msg, &q, &a, max)),
+            None if self.opts.keep_single_label && single_label => {
+                Step::Reply(reply_sized(msg, &q, &Answer::NoData, max))
+            }
             None => Step::Forward(q),
         }
     }

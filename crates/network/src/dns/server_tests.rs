@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::dns::tests::{query, query_edns};
-use crate::dns::{reply, RCODE_FORMERR, TYPE_A};
+use crate::dns::{reply, reply_code, RCODE_FORMERR, TYPE_A};
 
 const MX: u16 = 15;
 
@@ -207,6 +207,43 @@ async fn answers_known_names_itself_and_never_forwards_them() {
         names.asked.lock().unwrap()[0],
         ("ctr1".to_string(), "web".to_string())
     );
+}
+
+#[tokio::test]
+async fn several_addresses_come_in_varying_order() {
+    let s = start(names(), vec![], quick());
+    let mut firsts = std::collections::HashSet::new();
+    for id in 0..20 {
+        let got = udp_ask(s.udp, &query_edns(id, "many", TYPE_A, 4096))
+            .await
+            .unwrap();
+        assert_eq!(got[7], 40);
+        // The first answer's address: after the header, "many" and its type and class, and the
+        // record's pointer, type, class, TTL and length.
+        firsts.insert(got[22 + 12..22 + 16].to_vec());
+    }
+    assert!(firsts.len() > 1, "always the same first address");
+}
+
+#[tokio::test]
+async fn single_label_names_can_stay_unforwarded() {
+    let up = fake(Upstream::Answer).await;
+    let opts = Options {
+        keep_single_label: true,
+        ..quick()
+    };
+    let s = start(names(), vec![up.addr], opts);
+    let msg = query(1, "printer", TYPE_A);
+    let got = udp_ask(s.udp, &msg).await.unwrap();
+    assert_eq!(got, reply(&msg, &parse_query(&msg).unwrap(), &Answer::NoData));
+    assert!(seen(&up.udp_seen).is_empty());
+    // Dotted names and other types are still forwarded.
+    for msg in [query(2, "printer.lan", TYPE_A), query(3, "printer", MX)] {
+        let got = udp_ask(s.udp, &msg).await.unwrap();
+        assert_eq!(reply_code(&got), Some((0, false)));
+        assert_eq!(&got[6..8], &[0, 1], "the upstream's answer");
+    }
+    assert_eq!(seen(&up.udp_seen).len(), 2);
 }
 
 #[tokio::test]
@@ -467,6 +504,19 @@ async fn busybox_nslookup_resolves_through_the_server() {
     );
     assert!(text.contains("Address: 10.0.0.2"), "{text}");
     assert!(text.contains("Address: fd00::2"), "{text}");
+
+    // A reverse lookup: busybox asks PTR of 2.0.0.10.in-addr.arpa.
+    let server = s.udp.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(which("busybox").unwrap())
+            .args(["nslookup", "10.0.0.2", &server])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("name = web.mynet"), "{text}");
 }
 
 fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
