@@ -487,36 +487,26 @@ async fn busybox_nslookup_resolves_through_the_server() {
         return;
     };
     let s = start(names(), vec![], quick());
-    let server = s.udp.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(busybox)
-            .args(["nslookup", "web", &server])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = nslookup(&busybox, "web", s.udp).await;
     assert!(text.contains("Address: 10.0.0.2"), "{text}");
     assert!(text.contains("Address: fd00::2"), "{text}");
-
     // A reverse lookup: busybox asks PTR of 2.0.0.10.in-addr.arpa.
-    let server = s.udp.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(which("busybox").unwrap())
-            .args(["nslookup", "10.0.0.2", &server])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = nslookup(&busybox, "10.0.0.2", s.udp).await;
     assert!(text.contains("name = web.mynet"), "{text}");
+}
+
+/// `busybox nslookup NAME SERVER`'s output; it must succeed.
+async fn nslookup(busybox: &std::path::Path, name: &str, server: SocketAddr) -> String {
+    let mut cmd = std::process::Command::new(busybox);
+    cmd.args(["nslookup", name, &server.to_string()]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "nslookup {name}: {text}{err}");
+    text
 }
 
 fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
