@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 
@@ -82,17 +82,20 @@ pub struct Server {
     forwards: Arc<Semaphore>,
 }
 
-/// A running server: dropping it (or `stop`) ends it and closes its sockets.
+/// A running server: dropping it ends it (its sockets are closed soon after, by the runtime);
+/// `stop` ends it and returns once every socket it held is closed.
 #[must_use = "the server stops when its handle is dropped"]
 pub struct ServerHandle {
     tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl ServerHandle {
-    /// Ends the server and waits until its sockets are closed.
+    /// Ends the server: the listening sockets, the TCP connections and the forwards in flight
+    /// are all closed when this returns.
     pub async fn stop(mut self) {
+        self.stop.send_replace(true);
         for task in std::mem::take(&mut self.tasks) {
-            task.abort();
             let _ = task.await;
         }
     }
@@ -182,11 +185,13 @@ impl Server {
             forwards: Arc::new(Semaphore::new(opts.max_forwards)),
             opts,
         });
+        let (stop, stopped) = watch::channel(false);
         Ok(ServerHandle {
             tasks: vec![
-                rt.spawn(server.clone().serve_udp(udp)),
-                rt.spawn(server.serve_tcp(tcp)),
+                rt.spawn(server.clone().serve_udp(udp, stopped.clone())),
+                rt.spawn(server.serve_tcp(tcp, stopped)),
             ],
+            stop,
         })
     }
 
@@ -214,13 +219,17 @@ impl Server {
         }
     }
 
-    async fn serve_udp(self: Arc<Self>, sock: Arc<UdpSocket>) {
-        // Dropped with this task when the server stops, which aborts the forwards in flight.
+    async fn serve_udp(self: Arc<Self>, sock: Arc<UdpSocket>, mut stopped: watch::Receiver<bool>) {
+        // The forwards in flight, each holding the socket to send its reply.
         let mut forwards = JoinSet::new();
         let mut buf = vec![0u8; MAX_MESSAGE];
         loop {
             while forwards.try_join_next().is_some() {}
-            let (n, peer) = match sock.recv_from(&mut buf).await {
+            let received = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                received = sock.recv_from(&mut buf) => received,
+            };
+            let (n, peer) = match received {
                 Ok(got) => got,
                 Err(e) => {
                     pause_after(&e).await;
@@ -247,13 +256,18 @@ impl Server {
                 Step::Drop => {}
             }
         }
+        forwards.shutdown().await;
     }
 
-    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
         let mut conns = JoinSet::new();
         loop {
             while conns.try_join_next().is_some() {}
-            let stream = match listener.accept().await {
+            let accepted = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     pause_after(&e).await;
@@ -264,6 +278,7 @@ impl Server {
                 conns.spawn(self.clone().serve_conn(stream));
             }
         }
+        conns.shutdown().await;
     }
 
     /// One TCP connection: length-prefixed queries answered in order until the client closes,
