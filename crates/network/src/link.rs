@@ -31,12 +31,14 @@ use crate::rtnl::{self, RTM_NEWADDR, RTM_NEWLINK};
 
 pub use crate::rtnl::LinkInfo;
 
-/// A request the kernel refused: what was asked, and its answer.
+/// A request the kernel refused: what was asked, its errno, and its explanation when it gave one
+/// (extended ack).
 #[derive(Debug, thiserror::Error)]
-#[error("{request}: {}", io::Error::from_raw_os_error(*.errno))]
+#[error("{request}: {}{}", detail.as_deref().map(|d| format!("{d}: ")).unwrap_or_default(), io::Error::from_raw_os_error(*errno))]
 pub struct NetlinkError {
     pub request: String,
     pub errno: i32,
+    pub detail: Option<String>,
 }
 
 impl NetlinkError {
@@ -57,6 +59,10 @@ pub fn errno(err: &io::Error) -> Option<i32> {
         .map(|e| e.errno)
         .or_else(|| err.raw_os_error())
 }
+
+const SOL_NETLINK: i32 = 270;
+const NETLINK_CAP_ACK: i32 = 10;
+const NETLINK_EXT_ACK: i32 = 11;
 
 /// Dumps the kernel interrupted (the table changed under it) are retried this many times.
 const DUMP_ATTEMPTS: usize = 5;
@@ -82,6 +88,10 @@ impl Netlink {
         .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("open a netlink socket: {e}")))?;
         socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("bind a netlink socket: {e}")))?;
+        // The kernel's explanations of refusals (4.12+), and only the header of a refused request
+        // echoed back. Both are comforts: an older kernel without them still answers with errnos.
+        let _ = berth_sys::fd::set_int_sockopt(fd.as_fd(), SOL_NETLINK, NETLINK_EXT_ACK, 1);
+        let _ = berth_sys::fd::set_int_sockopt(fd.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 1);
         Ok(Netlink {
             fd,
             seq: 0,
@@ -102,9 +112,10 @@ impl Netlink {
         let seq = self.send(msg)?;
         match self.wait(Reply::ack(seq))? {
             Outcome::Answers(answers) => Ok(answers),
-            Outcome::Refused(errno) => Err(NetlinkError {
+            Outcome::Refused(errno, detail) => Err(NetlinkError {
                 request: request(),
                 errno,
+                detail,
             }
             .into_io()),
             Outcome::Interrupted => unreachable!("only dumps are interrupted"),
@@ -118,10 +129,11 @@ impl Netlink {
             let seq = self.send(msg)?;
             match self.wait(Reply::dump(seq, entries))? {
                 Outcome::Answers(answers) => return Ok(answers),
-                Outcome::Refused(errno) => {
+                Outcome::Refused(errno, detail) => {
                     return Err(NetlinkError {
                         request: what.to_string(),
                         errno,
+                        detail,
                     }
                     .into_io())
                 }
@@ -368,6 +380,7 @@ mod tests {
         NetlinkError {
             request: request.into(),
             errno,
+            detail: None,
         }
         .into_io()
     }
@@ -394,5 +407,14 @@ mod tests {
             Some(libc::EBUSY)
         );
         assert_eq!(errno(&io::Error::other("x")), None);
+        let explained = NetlinkError {
+            request: "set the mtu of link 5 to 10".into(),
+            errno: libc::EINVAL,
+            detail: Some("mtu less than device minimum".into()),
+        };
+        assert_eq!(
+            explained.to_string(),
+            "set the mtu of link 5 to 10: mtu less than device minimum: Invalid argument (os error 22)"
+        );
     }
 }

@@ -17,6 +17,11 @@ pub const NLMSG_OVERRUN: u16 = 4;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
+/// On an `NLMSG_ERROR`: only the request's header is echoed (`NETLINK_CAP_ACK`).
+const NLM_F_CAPPED: u16 = 0x100;
+/// On an `NLMSG_ERROR`: extended-ack attributes follow the echoed request (`NETLINK_EXT_ACK`).
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
@@ -167,6 +172,25 @@ pub fn error_code(payload: &[u8]) -> io::Result<i32> {
     Ok(code.checked_neg().unwrap_or(i32::MAX).max(0))
 }
 
+/// The kernel's own words in an `NLMSG_ERROR` (the extended ack's `NLMSGERR_ATTR_MSG`, such as
+/// "mtu less than device minimum"), when it gave some.
+pub fn error_detail(flags: u16, payload: &[u8]) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    let echoed = if flags & NLM_F_CAPPED != 0 {
+        HEADER_LEN
+    } else {
+        u32_at(payload.get(4..8)?, 0) as usize
+    };
+    let tlvs = payload.get(4 + align(echoed)..)?;
+    let (_, msg) = attrs(tlvs)
+        .ok()?
+        .into_iter()
+        .find(|(ty, _)| *ty == NLMSGERR_ATTR_MSG)?;
+    Some(attr_string(msg)).filter(|m| !m.is_empty())
+}
+
 /// The attributes in `buf`, as (type without the nested/byte-order bits, payload).
 pub fn attrs(mut buf: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
     let mut out = Vec::new();
@@ -199,8 +223,8 @@ pub fn attr_u32(data: &[u8]) -> io::Result<u32> {
 pub enum Outcome {
     /// Acknowledged (or the dump is complete), with the answers that came before.
     Answers(Vec<Vec<u8>>),
-    /// The kernel answered with this errno.
-    Refused(i32),
+    /// The kernel answered with this errno, and maybe an explanation.
+    Refused(i32, Option<String>),
     /// The dump was interrupted by a change (`NLM_F_DUMP_INTR`): ask again.
     Interrupted,
 }
@@ -247,7 +271,7 @@ impl Reply {
                 (NLMSG_ERROR, _) => {
                     return Ok(Some(match error_code(payload)? {
                         0 => Outcome::Answers(std::mem::take(&mut self.answers)),
-                        errno => Outcome::Refused(errno),
+                        errno => Outcome::Refused(errno, error_detail(hdr.flags, payload)),
                     }))
                 }
                 (NLMSG_OVERRUN, _) => return Err(io::Error::other("netlink overrun: answers were lost")),
@@ -347,7 +371,10 @@ mod tests {
         let got = r.feed(&error_message(5, 0)).unwrap();
         assert_eq!(got, Some(Outcome::Answers(vec![answer[16..].to_vec()])));
         let mut r = Reply::ack(6);
-        assert_eq!(r.feed(&error_message(6, 17)).unwrap(), Some(Outcome::Refused(17)));
+        assert_eq!(
+            r.feed(&error_message(6, 17)).unwrap(),
+            Some(Outcome::Refused(17, None))
+        );
     }
 
     #[test]
@@ -369,9 +396,39 @@ mod tests {
             Some(Outcome::Interrupted)
         );
         let mut r = Reply::dump(9, 16);
-        assert_eq!(r.feed(&error_message(9, 95)).unwrap(), Some(Outcome::Refused(95)));
+        assert_eq!(
+            r.feed(&error_message(9, 95)).unwrap(),
+            Some(Outcome::Refused(95, None))
+        );
         let overrun = Message::new(NLMSG_OVERRUN, 0, &[]).finish(9);
         assert!(Reply::dump(9, 16).feed(&overrun).is_err());
+    }
+
+    #[test]
+    fn extended_acks_explain_refusals() {
+        // A capped error (only the request's header echoed) with an NLMSGERR_ATTR_MSG attribute.
+        let mut echoed = Message::new(16, NLM_F_ACK, &[0; 16]).finish(3)[..HEADER_LEN].to_vec();
+        echoed.splice(0..0, (-22i32).to_ne_bytes());
+        let mut m = Message::new(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, &echoed);
+        m.attr_str(NLMSGERR_ATTR_MSG, "mtu less than device minimum");
+        let got = Reply::ack(3).feed(&m.finish(3)).unwrap();
+        assert_eq!(
+            got,
+            Some(Outcome::Refused(22, Some("mtu less than device minimum".into())))
+        );
+        // Uncapped: the whole request is echoed before the attributes.
+        let request = Message::new(16, NLM_F_ACK, &[0; 16]).finish(4);
+        let mut payload = (-22i32).to_ne_bytes().to_vec();
+        payload.extend_from_slice(&request);
+        let mut m = Message::new(NLMSG_ERROR, NLM_F_ACK_TLVS, &payload);
+        m.attr_str(NLMSGERR_ATTR_MSG, "why");
+        let b = m.finish(4);
+        assert_eq!(
+            error_detail(NLM_F_ACK_TLVS, &b[HEADER_LEN..]).as_deref(),
+            Some("why")
+        );
+        assert_eq!(error_detail(0, &b[HEADER_LEN..]), None, "no TLV flag, no detail");
+        assert_eq!(error_detail(NLM_F_ACK_TLVS, &b[HEADER_LEN..HEADER_LEN + 6]), None);
     }
 
     #[test]

@@ -281,6 +281,13 @@ fn refusals_are_typed_and_named() {
         let va = nl.index("va-test").unwrap().unwrap();
         let bad_mtu = nl.set_mtu(va, 10).unwrap_err();
         assert_eq!(link::errno(&bad_mtu), Some(libc::EINVAL), "{bad_mtu}");
+        // The kernel's own words (extended ack) come with the errno.
+        let text = bad_mtu.to_string();
+        assert!(
+            text.starts_with(&format!("set the mtu of link {va} to 10: mtu ")),
+            "{text}"
+        );
+        assert!(text.ends_with(": Invalid argument (os error 22)"), "{text}");
         // Not a bridge port: the bridge family has no handler for it.
         assert!(nl.set_hairpin(lo, true).is_err());
         // Loopback addresses get host scope and are listed back.
