@@ -51,3 +51,26 @@ pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Optio
     }
     Ok((msg.bytes, received))
 }
+
+/// Sets an integer socket option (`setsockopt(sock, level, name, &value, sizeof(int))`), for the
+/// options nix has no typed wrapper for (netlink's `NETLINK_EXT_ACK`, `NETLINK_CAP_ACK`).
+pub fn set_int_sockopt(sock: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    let value: libc::c_int = value;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel reads `len` bytes from a live c_int on this stack frame; no other memory
+    // is passed, and the descriptor is borrowed for the duration of the call.
+    let ret = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            len,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
