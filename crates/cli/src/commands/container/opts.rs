@@ -24,7 +24,7 @@ fn check_env(v: &str) -> Result<(), String> {
 }
 
 /// docker's `ValidateLabel`.
-fn check_label(v: &str) -> Result<(), String> {
+pub fn check_label(v: &str) -> Result<(), String> {
     let key = v.split_once('=').map(|(k, _)| k).unwrap_or(v);
     let key = key.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r']);
     if key.is_empty() {
