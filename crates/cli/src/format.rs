@@ -91,6 +91,62 @@ pub fn row(fields: &[(&str, String)]) -> Value {
     )
 }
 
+/// The `sortorder.NaturalLess` docker sorts names with: runs of digits compare as numbers
+/// (fewer leading zeros first when equal), digits before other bytes.
+pub fn natural_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return da;
+        }
+        if !da {
+            if a[i] != b[j] {
+                return a[i] < b[j];
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (nz_a, nz_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (na, nb) = (&a[nz_a..i], &b[nz_b..j]);
+        if na.len() != nb.len() {
+            return na.len() < nb.len();
+        }
+        if na != nb {
+            return na < nb;
+        }
+        if nz_a != nz_b {
+            return nz_a < nz_b;
+        }
+    }
+    a.len() < b.len()
+}
+
+/// `natural_less` as an ordering.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if natural_less(a, b) {
+        std::cmp::Ordering::Less
+    } else if natural_less(b, a) {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Equal
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +187,14 @@ mod tests {
             render("table {{.ID}}\t{{.Size}}", &empty).unwrap(),
             "IMAGE ID   SIZE\n"
         );
+    }
+
+    #[test]
+    fn natural_order() {
+        assert!(natural_less("net2", "net10"));
+        assert!(!natural_less("net10", "net2"));
+        assert!(natural_less("a", "b") && natural_less("a", "ab"));
+        assert!(natural_less("1x", "x"));
+        assert!(natural_less("v01", "v001") && !natural_less("v1", "v1"));
     }
 }

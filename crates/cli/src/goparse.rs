@@ -312,6 +312,85 @@ pub fn check_ulimit(s: &str) -> Result<(), String> {
     parse_ulimit(s).map(drop)
 }
 
+/// Go's `csv.Reader.Read` of the first record of `s` (default settings: `,` separated,
+/// `"` quoting with `""` for a quote, no trimming), with its errors: `EOF` for nothing,
+/// `parse error on line 1, column N: bare " in non-quoted-field`.
+pub fn csv_record(s: &str) -> Result<Vec<String>, String> {
+    let line = s.split('\n').next().unwrap_or("");
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if s.is_empty() {
+        return Err("EOF".into());
+    }
+    let err = |col: usize, what: &str| format!("parse error on line 1, column {col}: {what}");
+    let bytes = line.as_bytes();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    loop {
+        let mut field = Vec::new();
+        if bytes.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => return Err(err(i + 1, "extraneous or missing \" in quoted-field")),
+                    Some(b'"') if bytes.get(i + 1) == Some(&b'"') => {
+                        field.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        match bytes.get(i) {
+                            None | Some(b',') => break,
+                            Some(_) => return Err(err(i + 1, "extraneous or missing \" in quoted-field")),
+                        }
+                    }
+                    Some(&b) => {
+                        field.push(b);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while let Some(&b) = bytes.get(i) {
+                if b == b',' {
+                    break;
+                }
+                if b == b'"' {
+                    return Err(err(i + 1, "bare \" in non-quoted-field"));
+                }
+                field.push(b);
+                i += 1;
+            }
+        }
+        fields.push(String::from_utf8_lossy(&field).into_owned());
+        if bytes.get(i) == Some(&b',') {
+            i += 1;
+            continue;
+        }
+        return Ok(fields);
+    }
+}
+
+/// pflag's `StringSlice` value: "" is no values, anything else a CSV record.
+pub fn string_slice(s: &str) -> Result<Vec<String>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    csv_record(s)
+}
+
+pub fn check_string_slice(s: &str) -> Result<(), String> {
+    string_slice(s).map(drop)
+}
+
+/// The values of a repeated `StringSlice` flag, each split as pflag does (the values were
+/// checked while parsing).
+pub fn slice_values(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| string_slice(v).unwrap_or_default())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +478,24 @@ mod tests {
             parse_ulimit("nofile=20:10"),
             Err("ulimit soft limit must be less than or equal to hard limit: 20 > 10".into())
         );
+    }
+
+    #[test]
+    fn csv_like_go() {
+        assert_eq!(
+            csv_record("a,b=c,,d"),
+            Ok(vec!["a".into(), "b=c".into(), "".into(), "d".into()])
+        );
+        assert_eq!(
+            csv_record("\"x,y\",\"a\"\"b\""),
+            Ok(vec!["x,y".into(), "a\"b".into()])
+        );
+        assert_eq!(csv_record(""), Err("EOF".into()));
+        assert_eq!(
+            csv_record("a\"b"),
+            Err("parse error on line 1, column 2: bare \" in non-quoted-field".into())
+        );
+        assert_eq!(string_slice(""), Ok(vec![]));
+        assert_eq!(slice_values(&["a,b".into(), "c".into()]), ["a", "b", "c"]);
     }
 }

@@ -228,6 +228,8 @@ fn dispatch(argv: &[String]) -> i32 {
         "image" => return run_group(&commands::IMAGE, rest, &g),
         "container" => return run_group(&commands::container::CONTAINER, rest, &g),
         "system" => return run_group(&commands::SYSTEM, rest, &g),
+        "network" => return run_group(&commands::network::NETWORK, rest, &g),
+        "volume" => return run_group(&commands::volume::VOLUME, rest, &g),
         "help" => {
             let mut help_args: Vec<String> = rest.to_vec();
             if help_args.is_empty() {

@@ -148,6 +148,35 @@ pub fn go_time_string(unix: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
 }
 
+/// Go's `time.Time.String()` of an RFC 3339 time from the API (`2024-01-02 03:04:05.5 +0000
+/// UTC`); the zero time for a missing or bad one, as Go's decoder leaves it.
+pub fn go_time_text(rfc: &str) -> String {
+    let zero = "0001-01-01 00:00:00 +0000 UTC".to_string();
+    let Some((date, rest)) = rfc.split_once('T') else {
+        return zero;
+    };
+    let zone_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (clock, zone) = rest.split_at(zone_at);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    if date.len() != 10 || hms.len() != 8 || zone.is_empty() {
+        return zero;
+    }
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    let zone = match zone {
+        "Z" | "z" => "+0000 UTC".to_string(),
+        z => {
+            let off = z.replace(':', "");
+            format!("{off} {off}")
+        }
+    };
+    format!("{date} {hms}{frac} {zone}")
+}
+
 /// RFC 3339 in UTC: `2024-01-02T03:04:05Z`.
 pub fn rfc3339(unix: i64) -> String {
     let (y, mo, d, h, mi, s) = civil(unix);
@@ -238,5 +267,22 @@ mod tests {
         assert_eq!(go_time_string(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(since(100, 100 + 7200), "2 hours ago");
+    }
+
+    #[test]
+    fn go_time_of_api_times() {
+        assert_eq!(
+            go_time_text("2024-01-02T03:04:05.120000000Z"),
+            "2024-01-02 03:04:05.12 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_text("2024-01-02T03:04:05Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_text("2024-01-02T03:04:05.5+01:00"),
+            "2024-01-02 03:04:05.5 +0100 +0100"
+        );
+        assert_eq!(go_time_text(""), "0001-01-01 00:00:00 +0000 UTC");
     }
 }

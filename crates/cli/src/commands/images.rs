@@ -775,6 +775,25 @@ fn run_prune(ctx: &Ctx, p: &Parsed) -> Result {
     print_reclaimed(ctx, text, space)
 }
 
+/// The `Deleted X:` block of a prune's report: the names under `key`, then an empty line
+/// (nothing when none was deleted); and whether any was.
+pub fn deleted_block(report: &Value, key: &str, heading: &str) -> (String, bool) {
+    let deleted: Vec<&str> = report
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if deleted.is_empty() {
+        return (String::new(), false);
+    }
+    let mut text = format!("{heading}\n");
+    for id in deleted {
+        text.push_str(&format!("{id}\n"));
+    }
+    text.push('\n');
+    (text, true)
+}
+
 /// A prune's report: what was deleted, then `Total reclaimed space: ...`.
 pub fn print_reclaimed(ctx: &Ctx, mut text: String, space: u64) -> Result {
     text.push_str(&format!(

@@ -30,8 +30,10 @@ macro_rules! format_template_help {
 pub mod auth;
 pub mod container;
 pub mod images;
+pub mod network;
 pub mod system;
 pub mod transfer;
+pub mod volume;
 
 use crate::args::{Count, Flag, Parsed, Spec, UsageError};
 use crate::host::Api;
@@ -263,8 +265,6 @@ pub const LATER_COMMANDS: &[&str] = &[
     "buildx",
     "builder",
     "search",
-    "network",
-    "volume",
     "events",
     "checkpoint",
     "context",
@@ -299,7 +299,9 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage berth
+  volume      Manage volumes
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
@@ -330,7 +332,7 @@ Commands:
   wait        Block until one or more containers stop, then print their exit codes
 
 Not implemented yet:
-  build, commit, events, network, volume, ...
+  build, commit, events, ...
 
 Global Options:
       --config string      Location of client config files (default

@@ -427,54 +427,13 @@ fn refuse_unsupported(p: &Parsed) -> Result<(), Error> {
     Ok(())
 }
 
-/// The networks asked for with `--network`/`--net`.
-fn networks(p: &Parsed) -> Vec<String> {
-    p.values("network")
-        .iter()
-        .chain(p.values("net"))
-        .cloned()
-        .collect()
-}
-
-/// docker's `parseNetworkOpts` for plain network names: no `--network` is the
-/// `default` endpoint with empty settings; one network sends no endpoint (the daemon
-/// makes it); several send one empty endpoint each.
-fn endpoints(nets: &[String]) -> Result<Value, Error> {
-    let empty = json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
-        "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "DNSNames": null
-    });
-    let mut m = BTreeMap::new();
-    match nets {
-        [] => {
-            m.insert("default".to_string(), empty);
-        }
-        [_] => {}
-        many => {
-            let builtin =
-                |n: &str| matches!(n, "default" | "bridge" | "host" | "none") || n.starts_with("container:");
-            if many.iter().any(|n| builtin(n)) && many.iter().any(|n| !builtin(n)) {
-                return Err(
-                    "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
-                        .into(),
-                );
-            }
-            for n in many {
-                if m.insert(n.clone(), empty.clone()).is_some() {
-                    return Err(format!("network {n:?} is specified multiple times"));
-                }
-            }
-        }
-    }
-    Ok(json!({ "EndpointsConfig": m }))
-}
-
 /// Turns the parsed flags of `run`/`create` into a create request. `console` is the
 /// terminal's size (rows, columns), or zeros.
 pub fn parse(p: &Parsed, env: &Env<'_>, console: (u16, u16)) -> Result<Create, Error> {
     refuse_unsupported(p)?;
+    if let Some(mac) = p.value("mac-address").filter(|m| !m.is_empty()) {
+        super::netopts::check_mac(mac)?;
+    }
     let image = p.args[0].clone();
     let cmd: Vec<String> = p.args[1..].to_vec();
     let attach: Vec<String> = p.values("attach").iter().map(|a| a.to_lowercase()).collect();
@@ -511,7 +470,18 @@ pub fn parse(p: &Parsed, env: &Env<'_>, console: (u16, u16)) -> Result<Create, E
         Some(e) => json!([e]),
         None => Value::Null,
     };
-    let exposed = exposed(p)?;
+    let (mut exposed_ports, bindings) = super::netopts::publish(p)?;
+    for e in exposed(p)? {
+        if !exposed_ports.contains(&e) {
+            exposed_ports.push(e);
+        }
+    }
+    let exposed = exposed_ports;
+    let mounts = p
+        .values("mount")
+        .iter()
+        .map(|m| super::mount::parse(m, env.cwd))
+        .collect::<Result<Vec<_>, _>>()?;
     let devices = p
         .values("device")
         .iter()
@@ -618,10 +588,9 @@ pub fn parse(p: &Parsed, env: &Env<'_>, console: (u16, u16)) -> Result<Create, E
         "LogConfig".into(),
         json!({"Type": s(p, "log-driver"), "Config": string_map(&log_opts)}),
     );
-    let nets = networks(p);
-    let net_mode = nets.first().cloned().unwrap_or_else(|| "default".into());
+    let (net_mode, networking) = super::netopts::networking(p)?;
     h.insert("NetworkMode".into(), json!(net_mode));
-    h.insert("PortBindings".into(), json!({}));
+    h.insert("PortBindings".into(), json!(bindings));
     h.insert("RestartPolicy".into(), restart);
     h.insert("AutoRemove".into(), json!(auto_remove));
     h.insert("VolumeDriver".into(), json!(s(p, "volume-driver")));
@@ -652,7 +621,7 @@ pub fn parse(p: &Parsed, env: &Env<'_>, console: (u16, u16)) -> Result<Create, E
     h.insert("OomScoreAdj".into(), json!(num(p, "oom-score-adj")));
     h.insert("PidMode".into(), json!(s(p, "pid")));
     h.insert("Privileged".into(), json!(p.bool("privileged")));
-    h.insert("PublishAllPorts".into(), json!(false));
+    h.insert("PublishAllPorts".into(), json!(p.bool("publish-all")));
     h.insert("ReadonlyRootfs".into(), json!(p.bool("read-only")));
     h.insert("SecurityOpt".into(), security);
     if !storage.is_empty() {
@@ -726,13 +695,16 @@ pub fn parse(p: &Parsed, env: &Env<'_>, console: (u16, u16)) -> Result<Create, E
     h.insert("CpuPercent".into(), json!(0));
     h.insert("IOMaximumIOps".into(), json!(0));
     h.insert("IOMaximumBandwidth".into(), json!(0));
+    if !mounts.is_empty() {
+        h.insert("Mounts".into(), json!(mounts));
+    }
     h.insert("MaskedPaths".into(), masked);
     h.insert("ReadonlyPaths".into(), readonly);
     if p.is_set("init") {
         h.insert("Init".into(), json!(p.bool("init")));
     }
     config.insert("HostConfig".into(), Value::Object(h));
-    config.insert("NetworkingConfig".into(), endpoints(&nets)?);
+    config.insert("NetworkingConfig".into(), networking);
 
     let pull = p.value("pull").unwrap_or("missing").to_string();
     Ok(Create {

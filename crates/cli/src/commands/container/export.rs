@@ -2,7 +2,7 @@
 
 use super::lifecycle::container_path;
 use crate::args::{bool_flag, list_flag, value_flag, Count, Parsed};
-use crate::commands::images::{confirm, filters_json, print_reclaimed};
+use crate::commands::images::{confirm, deleted_block, filters_json, print_reclaimed};
 use crate::commands::transfer::{check_output_path, write_output};
 use crate::commands::{Ctx, Def, Result};
 use crate::http::{encode_query, Body};
@@ -44,21 +44,12 @@ fn run_prune(ctx: &Ctx, p: &Parsed) -> Result {
         None => "/containers/prune".to_string(),
     };
     let report = ctx.api.request("POST", &path, &[], Body::Empty)?.json()?;
-    let mut text = String::new();
-    let deleted: Vec<&str> = report
-        .get("ContainersDeleted")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let mut space = 0;
-    if !deleted.is_empty() {
-        text.push_str("Deleted Containers:\n");
-        for id in deleted {
-            text.push_str(&format!("{id}\n"));
-        }
-        text.push('\n');
-        space = report.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0);
-    }
+    let (text, any) = deleted_block(&report, "ContainersDeleted", "Deleted Containers:");
+    let space = if any {
+        report.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0)
+    } else {
+        0
+    };
     print_reclaimed(ctx, text, space)
 }
 

@@ -141,6 +141,35 @@ fn binding(b: &Value) -> String {
     }
 }
 
+/// docker's `port` output: `80/tcp -> 0.0.0.0:8080` lines (or the host sides of one port),
+/// in natural order.
+pub fn port_lines(
+    ports: &serde_json::Map<String, Value>,
+    want: Option<&str>,
+    name: &str,
+) -> std::result::Result<String, String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(want) = want {
+        let (port, proto) = want.split_once('/').unwrap_or((want, ""));
+        let proto = if proto.is_empty() { "tcp" } else { proto };
+        if let Err(e) = crate::goparse::parse_u16(port) {
+            return Err(format!("Error: invalid port ({port}): {e}"));
+        }
+        match ports.get(&format!("{port}/{proto}")).and_then(Value::as_array) {
+            Some(bs) if !bs.is_empty() => out.extend(bs.iter().map(binding)),
+            _ => return Err(format!("Error: No public port '{want}' published for {name}")),
+        }
+    } else {
+        for (k, bs) in ports {
+            for b in bs.as_array().into_iter().flatten() {
+                out.push(format!("{k} -> {}", binding(b)));
+            }
+        }
+    }
+    out.sort_by(|a, b| crate::format::natural_cmp(a, b));
+    Ok(out.iter().map(|l| format!("{l}\n")).collect())
+}
+
 fn run_port(ctx: &Ctx, p: &Parsed) -> Result {
     let c = inspect(ctx, &p.args[0])?;
     let ports = c
@@ -148,32 +177,7 @@ fn run_port(ctx: &Ctx, p: &Parsed) -> Result {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let mut text = String::new();
-    if let Some(want) = p.args.get(1) {
-        let (port, proto) = want.split_once('/').unwrap_or((want, "tcp"));
-        let key = format!("{port}/{proto}");
-        match ports.get(&key).and_then(Value::as_array) {
-            Some(bs) if !bs.is_empty() => {
-                for b in bs {
-                    text.push_str(&format!("{}\n", binding(b)));
-                }
-            }
-            _ => {
-                return Err(fail(format!(
-                    "Error: No public port '{want}' published for {}",
-                    p.args[0]
-                )))
-            }
-        }
-        return ctx.print(&text);
-    }
-    let mut keys: Vec<&String> = ports.keys().collect();
-    keys.sort();
-    for k in keys {
-        for b in ports[k].as_array().into_iter().flatten() {
-            text.push_str(&format!("{k} -> {}\n", binding(b)));
-        }
-    }
+    let text = port_lines(&ports, p.args.get(1).map(String::as_str), &p.args[0]).map_err(fail)?;
     ctx.print(&text)
 }
 
@@ -187,3 +191,39 @@ pub const PORT: Def = Def {
     count: Count::Min(1),
     run: run_port,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::port_lines;
+    use serde_json::json;
+
+    #[test]
+    fn port_like_docker() {
+        let ports = json!({
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}],
+            "9/udp": [{"HostIp": "127.0.0.1", "HostPort": "9"}],
+            "443/tcp": null
+        });
+        let ports = ports.as_object().unwrap();
+        assert_eq!(
+            port_lines(ports, None, "c").unwrap(),
+            "9/udp -> 127.0.0.1:9\n80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n"
+        );
+        assert_eq!(
+            port_lines(ports, Some("80"), "c").unwrap(),
+            "0.0.0.0:8080\n[::]:8080\n"
+        );
+        assert_eq!(
+            port_lines(ports, Some("81/tcp"), "c").unwrap_err(),
+            "Error: No public port '81/tcp' published for c"
+        );
+        assert_eq!(
+            port_lines(ports, Some("443"), "c").unwrap_err(),
+            "Error: No public port '443' published for c"
+        );
+        assert_eq!(
+            port_lines(ports, Some("x"), "c").unwrap_err(),
+            "Error: invalid port (x): strconv.ParseUint: parsing \"x\": invalid syntax"
+        );
+    }
+}

@@ -11,6 +11,8 @@ pub mod export;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod mount;
+pub mod netopts;
 pub mod opts;
 pub mod paths;
 pub mod ps;

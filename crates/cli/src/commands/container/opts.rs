@@ -24,7 +24,7 @@ fn check_env(v: &str) -> Result<(), String> {
 }
 
 /// docker's `ValidateLabel`.
-fn check_label(v: &str) -> Result<(), String> {
+pub fn check_label(v: &str) -> Result<(), String> {
     let key = v.split_once('=').map(|(k, _)| k).unwrap_or(v);
     let key = key.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r']);
     if key.is_empty() {
@@ -281,11 +281,11 @@ macro_rules! container_flags {
             list_flag(None, "log-opt"),
             value_flag(None, "mac-address"),
             value_flag(None, "memory-swappiness").checked(check_i64),
-            list_flag(None, "mount"),
+            list_flag(None, "mount").checked(super::mount::check_mount),
             value_flag(None, "name"),
-            list_flag(None, "net"),
+            list_flag(None, "net").checked(super::netopts::check_network),
             list_flag(None, "net-alias"),
-            list_flag(None, "network"),
+            list_flag(None, "network").checked(super::netopts::check_network),
             list_flag(None, "network-alias"),
             bool_flag(None, "no-healthcheck"),
             bool_flag(None, "oom-kill-disable"),
@@ -332,18 +332,9 @@ pub const CREATE_FLAGS: &[Flag] = container_flags!();
 
 /// docker flags berth does not honour yet: refused by name rather than ignored.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("publish", "port publishing is not available yet"),
-    ("publish-all", "port publishing is not available yet"),
-    ("mount", "use -v/--volume or --tmpfs"),
     ("gpus", "GPU devices are not supported"),
     ("use-api-socket", "it is not supported"),
     ("link", "container links are not supported"),
-    ("link-local-ip", "user-defined networks are not available yet"),
-    ("ip", "user-defined networks are not available yet"),
-    ("ip6", "user-defined networks are not available yet"),
-    ("mac-address", "user-defined networks are not available yet"),
-    ("network-alias", "user-defined networks are not available yet"),
-    ("net-alias", "user-defined networks are not available yet"),
 ];
 
 /// Flags docker accepts for Windows daemons only.

@@ -67,7 +67,12 @@ golden!(
     health_all,
     caps,
     seccomp_file,
-    privileged
+    privileged,
+    publish,
+    network_opts,
+    network_advanced,
+    mounts,
+    mount_default_volume
 );
 
 #[test]
@@ -128,6 +133,10 @@ fn typed_flags_fail_as_pflag_does() {
     assert!(usage_error(&["--blkio-weight", "70000", "busybox"]).starts_with(
         "invalid argument \"70000\" for \"--blkio-weight\" flag: strconv.ParseUint: parsing \"70000\": value out of range\n"
     ));
+    assert!(usage_error(&["--mount", "type=bind", "busybox"])
+        .starts_with("invalid argument \"type=bind\" for \"--mount\" flag: target is required\n"));
+    assert!(usage_error(&["--network", "name=n,x=1", "busybox"])
+        .starts_with("invalid argument \"name=n,x=1\" for \"--network\" flag: invalid field key x\n"));
     let e = usage_error(&[]);
     assert!(e.starts_with("berth: 'berth run' requires at least 1 argument\n"));
     assert!(e.ends_with("See 'berth run --help' for more information"));
@@ -193,7 +202,31 @@ fn parse_errors_like_docker() {
         e(&["--cpu-count", "2", "busybox"]),
         "\"--cpu-count\" is only supported on a berth daemon running on windows, but the berth daemon is running on linux"
     );
-    assert!(e(&["-p", "80:80", "busybox"]).starts_with("the --publish flag is not supported by berth yet"));
+    assert_eq!(e(&["-p", "80/xyz", "busybox"]), "invalid proto: xyz");
+    assert_eq!(
+        e(&["-p", "1.2.3.999:80:80", "busybox"]),
+        "invalid IP address: 1.2.3.999"
+    );
+    assert_eq!(
+        e(&["--mac-address", "nope", "busybox"]),
+        "nope is not a valid mac address"
+    );
+    assert_eq!(
+        e(&["--network", "bridge", "--network-alias", "a", "busybox"]),
+        "network-scoped aliases are only supported for user-defined networks"
+    );
+    assert_eq!(
+        e(&["--network", "name=n1,ip=10.0.0.2", "--ip", "10.0.0.3", "busybox"]),
+        "conflicting options: cannot specify both --ip and per-network IPv4 address"
+    );
+    assert_eq!(
+        e(&["--network", "n1", "--network", "host", "busybox"]),
+        "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+    );
+    assert_eq!(
+        e(&["--network", "n1", "--network", "n1", "busybox"]),
+        "network \"n1\" is specified multiple times"
+    );
     assert_eq!(
         config::check_pull("bogus").unwrap_err(),
         "invalid pull option: 'bogus': must be one of \"always\", \"missing\" or \"never\""
