@@ -7,6 +7,7 @@
 //! its messages are pure, its server runs on tokio sockets.
 
 pub mod dns;
+pub mod firewall;
 pub mod ipam;
 pub mod link;
 pub mod net;
