@@ -44,7 +44,10 @@
 //!   through a host address is DNATed back out of the bridge it came from; without the masquerade
 //!   the answer would go straight back to it (same bridge, no routing) with a source it never
 //!   talked to. Masquerading DNATed traffic that leaves through the bridge it belongs to covers
-//!   both cases without per-port rules and without needing `br_netfilter`.
+//!   both cases without per-port rules, with or without `br_netfilter` (which hands bridged
+//!   frames to these hooks with the bridge as in/out interface). With `br_netfilter` loaded, the
+//!   packet to a container's own port is bridged back out of the port it came in by, so the
+//!   engine turns on `hairpin` mode on each container's bridge port (as docker does).
 //! - forward accepts only end berth's chain; other tables' chains still see the packet. Drops are
 //!   final, so this chain drops only traffic that touches a berth bridge, and (with
 //!   `forward_guard`, when berthd turned `net.ipv4.ip_forward` on itself) forwarded traffic that

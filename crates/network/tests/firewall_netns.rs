@@ -238,8 +238,8 @@ fn bridge(name: &str, subnet: &str) -> NetRules {
     }
 }
 
-/// A TCP server on a thread inside a namespace: every client gets the address it came from, as
-/// the server saw it. Stops when dropped (or after a minute).
+/// A TCP server on a thread inside a namespace (`[::]` takes IPv4 too): every client gets the
+/// address it came from, as the server saw it. Stops when dropped (or after a minute).
 struct Server {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -259,7 +259,7 @@ impl Server {
             while !flag.load(Ordering::Relaxed) && Instant::now() < end {
                 match listener.accept() {
                     Ok((mut conn, peer)) => {
-                        let _ = conn.write_all(peer.ip().to_string().as_bytes());
+                        let _ = conn.write_all(peer.ip().to_canonical().to_string().as_bytes());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -295,16 +295,19 @@ fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<String, String> {
     })
 }
 
-/// Three namespaces: `host` holds the ruleset and is the router; `ctr` plays a container behind
-/// the veth `bt0` (standing in for a bridge: the rules only name interfaces), 10.99.0.0/24;
-/// `out` plays the world behind `ho0`, 10.98.0.0/24.
+/// Four namespaces: `host` holds the ruleset and is the router; `ctr` and `ctr2` play
+/// containers on the bridge `bt0` (10.99.0.0/24, fd00:99::/64); `out` plays the world behind
+/// the veth `ho0` (10.98.0.0/24, fd00:98::/64).
 ///
 /// ```text
-///   ctr eth0 10.99.0.2 ── bt0 10.99.0.1  host  10.98.0.1 ho0 ── eth0 10.98.0.2 out
+///   ctr  eth0 .2 ── veth1 ┐
+///                         bt0 .1  host  .1 ho0 ── eth0 .2  out
+///   ctr2 eth0 .3 ── veth2 ┘
 /// ```
 struct Topology {
     host: Netns,
     ctr: Netns,
+    ctr2: Netns,
     out: Netns,
 }
 
@@ -313,28 +316,70 @@ impl Topology {
         let t = Topology {
             host: Netns::new("host"),
             ctr: Netns::new("ctr"),
+            ctr2: Netns::new("ctr2"),
             out: Netns::new("out"),
         };
-        for (peer, host_if, host_addr, peer_addr) in [
-            (&t.ctr, "bt0", "10.99.0.1/24", "10.99.0.2/24"),
-            (&t.out, "ho0", "10.98.0.1/24", "10.98.0.2/24"),
-        ] {
-            let link = ["link", "add", host_if, "type", "veth", "peer", "name", "eth0"];
-            let mut args = link.to_vec();
+        t.host.ip(&["link", "add", "bt0", "type", "bridge"]);
+        t.host.ip(&["link", "set", "bt0", "up"]);
+        let veth = |host_if: &str, peer: &Netns| {
+            let mut args = vec!["link", "add", host_if, "type", "veth", "peer", "name", "eth0"];
             args.extend(["netns", &peer.name]);
             t.host.ip(&args);
-            t.host.ip(&["addr", "add", host_addr, "dev", host_if]);
-            t.host.ip(&["link", "set", host_if, "up"]);
-            peer.ip(&["addr", "add", peer_addr, "dev", "eth0"]);
             peer.ip(&["link", "set", "eth0", "up"]);
+        };
+        let addrs = |ns: &Netns, dev: &str, v4: &str, v6: &str| {
+            ns.ip(&["addr", "add", v4, "dev", dev]);
+            ns.ip(&["-6", "addr", "add", v6, "dev", dev, "nodad"]);
+        };
+        for (i, ctr) in [(2, &t.ctr), (3, &t.ctr2)] {
+            let port = format!("veth{i}");
+            veth(&port, ctr);
+            t.host.ip(&["link", "set", &port, "master", "bt0", "up"]);
+            // As the engine does: with br_netfilter, a DNATed packet back to the container it
+            // came from is bridged out of the port it came in by.
+            t.host
+                .ip(&["link", "set", &port, "type", "bridge_slave", "hairpin", "on"]);
+            addrs(
+                ctr,
+                "eth0",
+                &format!("10.99.0.{i}/24"),
+                &format!("fd00:99::{i}/64"),
+            );
+            ctr.ip(&["route", "add", "default", "via", "10.99.0.1"]);
+            ctr.ip(&["-6", "route", "add", "default", "via", "fd00:99::1"]);
         }
-        t.ctr.ip(&["route", "add", "default", "via", "10.99.0.1"]);
-        // Only for the isolation check: `out` knows the way to the container subnet.
+        addrs(&t.host, "bt0", "10.99.0.1/24", "fd00:99::1/64");
+        veth("ho0", &t.out);
+        t.host.ip(&["link", "set", "ho0", "up"]);
+        addrs(&t.host, "ho0", "10.98.0.1/24", "fd00:98::1/64");
+        addrs(&t.out, "eth0", "10.98.0.2/24", "fd00:98::2/64");
+        // Only for the isolation checks: `out` knows the way to the container subnet.
         t.out.ip(&["route", "add", "10.99.0.0/24", "via", "10.98.0.1"]);
         t.host.sysctl("net.ipv4.ip_forward", "1");
+        t.host.sysctl("net.ipv6.conf.all.forwarding", "1");
         t.host.sysctl("net.ipv4.conf.bt0.route_localnet", "1");
         t
     }
+}
+
+fn published(container_ip: &str) -> PortRule {
+    PortRule {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        container_ip: container_ip.parse().unwrap(),
+        container_port: 80,
+        bridge: "bt0".into(),
+    }
+}
+
+/// Hairpin: a container reaches its own published port through a host address, and so does its
+/// neighbour on the bridge (whose answer would otherwise skip the host).
+fn hairpin(t: &Topology, seen: &dyn Fn(&Netns, &str) -> String) {
+    assert_eq!(seen(&t.ctr, "10.98.0.1:8080"), "10.99.0.1");
+    assert_eq!(seen(&t.ctr, "[fd00:98::1]:8080"), "fd00:99::1");
+    assert_eq!(seen(&t.ctr2, "10.98.0.1:8080"), "10.99.0.1");
+    assert_eq!(seen(&t.ctr2, "[fd00:98::1]:8080"), "fd00:99::1");
 }
 
 #[test]
@@ -344,35 +389,46 @@ fn a_published_port_works_end_to_end() {
     }
     let t = Topology::new();
     let fw = Firewall {
-        networks: vec![bridge("bt0", "10.99.0.0/24")],
-        ports: vec![PortRule {
-            proto: Proto::Tcp,
-            host_ip: None,
-            host_port: 8080,
-            container_ip: "10.99.0.2".parse().unwrap(),
-            container_port: 80,
-            bridge: "bt0".into(),
+        networks: vec![NetRules {
+            subnet6: Some(("fd00:99::".parse().unwrap(), 64)),
+            ..bridge("bt0", "10.99.0.0/24")
         }],
+        ports: vec![published("10.99.0.2"), published("fd00:99::2")],
         forward_guard: true,
         ..Firewall::new("berth")
     };
     fw.check().unwrap();
     t.host.apply(&fw.document()).unwrap();
-    let _web = Server::start(&t.ctr, "0.0.0.0:80");
-    let _world = Server::start(&t.out, "10.98.0.2:9000");
+    let _web = Server::start(&t.ctr, "[::]:80");
+    let _world = Server::start(&t.out, "[::]:9000");
     let wait = Duration::from_secs(5);
+    let seen = |from: &Netns, to: &str| {
+        connect(from, to, wait).unwrap_or_else(|e| panic!("{} -> {to}: {e}", from.name))
+    };
 
     // The host itself, on loopback: DNAT in output, out through bt0 with the loopback source
     // masqueraded to bt0's address.
-    assert_eq!(connect(&t.host, "127.0.0.1:8080", wait).unwrap(), "10.99.0.1");
+    assert_eq!(seen(&t.host, "127.0.0.1:8080"), "10.99.0.1");
     // The host itself, on one of its addresses: the source stays that address.
-    assert_eq!(connect(&t.host, "10.98.0.1:8080", wait).unwrap(), "10.98.0.1");
+    assert_eq!(seen(&t.host, "10.98.0.1:8080"), "10.98.0.1");
+    assert_eq!(seen(&t.host, "[fd00:98::1]:8080"), "fd00:98::1");
     // From outside: DNAT in prerouting, forwarded (ct status dnat), the client's own address.
-    assert_eq!(connect(&t.out, "10.98.0.1:8080", wait).unwrap(), "10.98.0.2");
-    // Hairpin: the container reaches its own published port through a host address.
-    assert_eq!(connect(&t.ctr, "10.98.0.1:8080", wait).unwrap(), "10.99.0.1");
+    assert_eq!(seen(&t.out, "10.98.0.1:8080"), "10.98.0.2");
+    assert_eq!(seen(&t.out, "[fd00:98::1]:8080"), "fd00:98::2");
+    hairpin(&t, &seen);
+    // br_netfilter (when loaded) passes bridged frames through the IP hooks; the hairpin must
+    // work with it and without it. The switch is per network namespace.
+    let knob = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    if t.host.run(move || Path::new(knob).exists()) {
+        t.host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
+        t.host.sysctl("net.bridge.bridge-nf-call-ip6tables", "0");
+        hairpin(&t, &seen);
+    } else {
+        println!("br_netfilter is not loaded: hairpin checked without it only");
+    }
     // Outbound NAT: the world sees the host's address, not the container's.
-    assert_eq!(connect(&t.ctr, "10.98.0.2:9000", wait).unwrap(), "10.98.0.1");
+    assert_eq!(seen(&t.ctr, "10.98.0.2:9000"), "10.98.0.1");
+    assert_eq!(seen(&t.ctr, "[fd00:98::2]:9000"), "fd00:98::1");
     // Nothing else gets in: the container's address routed to directly is dropped.
     let short = Duration::from_millis(700);
     let direct = connect(&t.out, "10.99.0.2:80", short);
@@ -381,7 +437,7 @@ fn a_published_port_works_end_to_end() {
     // Without the table, the port is gone (and the direct route works: the drop was ours).
     t.host.apply(&Firewall::teardown("berth")).unwrap();
     assert!(connect(&t.out, "10.98.0.1:8080", short).is_err());
-    assert_eq!(connect(&t.out, "10.99.0.2:80", wait).unwrap(), "10.98.0.2");
+    assert_eq!(seen(&t.out, "10.99.0.2:80"), "10.98.0.2");
 }
 
 #[test]
@@ -390,8 +446,8 @@ fn internal_networks_and_the_forward_guard_drop() {
         return;
     }
     let t = Topology::new();
-    let _world = Server::start(&t.out, "10.98.0.2:9000");
-    let _web = Server::start(&t.ctr, "0.0.0.0:80");
+    let _world = Server::start(&t.out, "[::]:9000");
+    let _web = Server::start(&t.ctr, "[::]:80");
     let short = Duration::from_millis(700);
     let wait = Duration::from_secs(5);
     let internal = Firewall {
