@@ -477,3 +477,41 @@ fn internal_networks_and_the_forward_guard_drop() {
     t.host.apply(&unguarded.document()).unwrap();
     assert_eq!(connect(&t.out, "10.99.0.2:80", wait).unwrap(), "10.98.0.2");
 }
+
+#[test]
+fn no_icc_drops_traffic_between_containers_of_a_bridge() {
+    if !can_run("no_icc_drops_traffic_between_containers_of_a_bridge") {
+        return;
+    }
+    let t = Topology::new();
+    // Frames between two ports of a bridge reach the IP hooks only through br_netfilter (as
+    // with docker, --icc=false needs it).
+    let knob = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    if !t.host.run(move || Path::new(knob).exists()) {
+        println!("skipping no_icc_drops_traffic_between_containers_of_a_bridge: no br_netfilter");
+        return;
+    }
+    t.host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
+    let _web = Server::start(&t.ctr, "[::]:80");
+    let no_icc = Firewall {
+        networks: vec![NetRules {
+            icc: false,
+            ..bridge("bt0", "10.99.0.0/24")
+        }],
+        ports: vec![published("10.99.0.2")],
+        ..Firewall::new("berth")
+    };
+    t.host.apply(&no_icc.document()).unwrap();
+    let direct = connect(&t.ctr2, "10.99.0.2:80", Duration::from_millis(700));
+    assert!(direct.is_err(), "icc off, yet: {direct:?}");
+    // A published port stays published to the neighbour too.
+    let via_host = connect(&t.ctr2, "10.98.0.1:8080", Duration::from_secs(5));
+    assert_eq!(via_host.unwrap(), "10.99.0.1");
+    let icc = Firewall {
+        networks: vec![bridge("bt0", "10.99.0.0/24")],
+        ..no_icc
+    };
+    t.host.apply(&icc.document()).unwrap();
+    let direct = connect(&t.ctr2, "10.99.0.2:80", Duration::from_secs(5));
+    assert_eq!(direct.unwrap(), "10.99.0.3");
+}
