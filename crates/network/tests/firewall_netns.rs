@@ -84,11 +84,10 @@ impl Netns {
 
     /// Runs `f` on a thread inside this namespace.
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        self.spawn(f)
-            .join()
-            .expect("the thread in the namespace panicked")
+        berth_network::netns::run_in(&self.path(), f).expect("enter the namespace")
     }
 
+    /// Starts `f` on a thread inside this namespace (for servers).
     fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         let file = File::open(self.path()).unwrap();
         std::thread::spawn(move || {
