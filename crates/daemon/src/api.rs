@@ -24,6 +24,7 @@ pub const MIN_API: &str = "1.40";
 
 pub struct State {
     pub containers: Arc<berth_engine::containers::ContainerService>,
+    pub networks: Arc<berth_engine::networks::NetworkService>,
     pub images: Arc<ImageService>,
     pub events: Arc<Events>,
     pub info: info::Static,
@@ -179,17 +180,22 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, method: &Method, path
         }
         return error(404, "page not found");
     }
-    // No networks or volumes exist yet: looking one up finds nothing (as `docker inspect` expects).
-    if m == "GET" {
-        if let Some(n) = path.strip_prefix("/networks/").filter(|n| !n.is_empty()) {
-            return error(404, &format!("network {} not found", unescape(n)));
+    if path.starts_with("/networks") {
+        let q = Query::parse(req.uri().query());
+        let path = unescape(path);
+        if let Some(r) = crate::networks::route(state, req, m, &path, &q).await {
+            return r;
         }
+        return error(404, "page not found");
+    }
+    // No volumes exist yet: looking one up finds nothing (as `docker inspect` expects).
+    if m == "GET" {
         if let Some(v) = path.strip_prefix("/volumes/").filter(|v| !v.is_empty()) {
             return error(404, &format!("get {}: no such volume", unescape(v)));
         }
     }
-    if path.starts_with("/networks") || path.starts_with("/volumes") {
-        return error(501, "berthd does not manage networks and volumes yet");
+    if path.starts_with("/volumes") {
+        return error(501, "berthd does not manage volumes yet");
     }
     error(404, "page not found")
 }

@@ -39,10 +39,30 @@ pub struct Config {
     pub group: String,
     /// `overlayfs`, `copy`, or None: the engine probes.
     pub storage_driver: Option<String>,
+    pub net: NetConfig,
+}
+
+/// The network settings (dockerd's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// `bridge`: the default bridge's interface (berth makes it).
+    pub bridge: String,
+    /// `bip`: the default bridge's address and prefix, `172.18.0.1/16`.
+    pub bip: Option<(std::net::Ipv4Addr, u8)>,
+    /// `default-address-pools`: (base, size).
+    pub pools: Vec<(String, u8)>,
+    pub mtu: u32,
+    pub icc: bool,
+    pub ip_masq: bool,
+    pub ip_forward: bool,
+    /// `iptables`: whether berth writes firewall rules at all.
+    pub iptables: bool,
+    /// berth's nftables table (`inet <name>`).
+    pub firewall_table: String,
 }
 
 pub enum Parsed {
-    Run(Config),
+    Run(Box<Config>),
     Exit(i32),
 }
 
@@ -60,6 +80,15 @@ Options:
       --insecure-registry list                Enable insecure registry communication
       --max-concurrent-downloads int          Set the max concurrent downloads (default 3)
       --max-concurrent-uploads int            Set the max concurrent uploads (default 5)
+  -b, --bridge string                         The default bridge's interface (default \"berth0\"; made when missing)
+      --bip string                            The default bridge's address and prefix (e.g. 172.18.0.1/16)
+      --default-address-pool pool-options     Default address pools for node specific local networks (base=CIDR,size=N)
+      --firewall-table string                 berth's nftables table (inet) (default \"berth\")
+      --icc                                   Enable inter-container communication on the default bridge (default true)
+      --ip-forward                            Enable IPv4 forwarding (default true)
+      --ip-masq                               Enable IP masquerading on the default bridge (default true)
+      --iptables                              Write berth's firewall rules (nftables) (default true)
+      --mtu int                               Set the containers network MTU (default 1500)
   -s, --storage-driver string                 Storage driver: overlayfs or copy (default: overlayfs where it works)
   -p, --pidfile string                        Path to use for daemon PID file (default \"<exec-root>/berthd.pid\")
   -v, --version                               Print version information and quit
@@ -110,6 +139,15 @@ fn canonical(name: &str) -> Option<(&'static str, bool)> {
         "--max-concurrent-uploads" => ("max-concurrent-uploads", true),
         "-G" | "--group" => ("group", true),
         "-s" | "--storage-driver" => ("storage-driver", true),
+        "-b" | "--bridge" => ("bridge", true),
+        "--bip" => ("bip", true),
+        "--default-address-pool" => ("default-address-pools", true),
+        "--firewall-table" => ("firewall-table", true),
+        "--mtu" => ("mtu", true),
+        "--icc" => ("icc", false),
+        "--ip-forward" => ("ip-forward", false),
+        "--ip-masq" => ("ip-masq", false),
+        "--iptables" => ("iptables", false),
         "-D" | "--debug" => ("debug", false),
         "-h" | "--help" => ("help", false),
         "-v" | "--version" => ("version", false),
@@ -187,6 +225,15 @@ const FILE_KEYS: &[&str] = &[
     "debug",
     "group",
     "storage-driver",
+    "bridge",
+    "bip",
+    "default-address-pools",
+    "firewall-table",
+    "mtu",
+    "icc",
+    "ip-forward",
+    "ip-masq",
+    "iptables",
 ];
 
 fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed, String> {
@@ -293,7 +340,91 @@ fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed
         insecure.push(r);
     }
     let debug = matches!(one("debug")?.as_deref(), Some("true"));
-    Ok(Parsed::Run(Config {
+    let flag = |k: &'static str| -> Result<bool, String> {
+        match one(k)?.as_deref() {
+            None | Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(format!("invalid {k} {v:?}: expected true or false")),
+        }
+    };
+    let bip = match one("bip")? {
+        None => None,
+        Some(b) => {
+            let bad =
+                || format!("invalid bip {b:?}: expected an IPv4 address with a prefix, e.g. 172.18.0.1/16");
+            let (a, p) = b.split_once('/').ok_or_else(bad)?;
+            let a: std::net::Ipv4Addr = a.parse().map_err(|_| bad())?;
+            let p: u8 = p.parse().ok().filter(|p| (1..=30).contains(p)).ok_or_else(bad)?;
+            Some((a, p))
+        }
+    };
+    let mut pools = Vec::new();
+    let pool_texts: Vec<String> = match (
+        flags.get("default-address-pools"),
+        file.get("default-address-pools"),
+    ) {
+        (Some(v), _) => v.clone(),
+        (None, Some(Value::Array(a))) => a
+            .iter()
+            .map(|p| {
+                let base = p.get("base").and_then(Value::as_str);
+                let size = p.get("size").and_then(Value::as_u64);
+                match (base, size) {
+                    (Some(b), Some(s)) => Ok(format!("base={b},size={s}")),
+                    _ => Err("default-address-pools entries need a base and a size".to_string()),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        (None, Some(_)) => return Err("default-address-pools must be a list of {\"base\", \"size\"}".into()),
+        (None, None) => Vec::new(),
+    };
+    for t in pool_texts {
+        let mut base = None;
+        let mut size = None;
+        for kv in t.split(',') {
+            match kv.split_once('=') {
+                Some(("base", b)) => base = Some(b.to_string()),
+                Some(("size", n)) => size = n.parse::<u8>().ok().filter(|n| *n <= 32),
+                _ => {
+                    return Err(format!(
+                        "invalid default address pool {t:?}: expected base=CIDR,size=N"
+                    ))
+                }
+            }
+        }
+        match (base, size) {
+            (Some(b), Some(n)) => pools.push((b, n)),
+            _ => {
+                return Err(format!(
+                    "invalid default address pool {t:?}: expected base=CIDR,size=N"
+                ))
+            }
+        }
+    }
+    let mtu = match one("mtu")? {
+        None => 1500,
+        Some(m) => m
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (68..=65535).contains(m))
+            .ok_or_else(|| format!("invalid mtu {m:?}: must be between 68 and 65535"))?,
+    };
+    let bridge = one("bridge")?.unwrap_or_else(|| "berth0".into());
+    if bridge.is_empty() || bridge.len() > 15 || bridge.contains('/') {
+        return Err(format!("invalid bridge name {bridge:?}"));
+    }
+    let net = NetConfig {
+        bridge,
+        bip,
+        pools,
+        mtu,
+        icc: flag("icc")?,
+        ip_masq: flag("ip-masq")?,
+        ip_forward: flag("ip-forward")?,
+        iptables: flag("iptables")?,
+        firewall_table: one("firewall-table")?.unwrap_or_else(|| "berth".into()),
+    };
+    Ok(Parsed::Run(Box::new(Config {
         hosts,
         data_root,
         exec_root,
@@ -304,7 +435,8 @@ fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed
         debug,
         group: one("group")?.unwrap_or_else(|| "berth".into()),
         storage_driver: one("storage-driver")?,
-    }))
+        net,
+    })))
 }
 
 #[cfg(test)]
@@ -328,14 +460,14 @@ mod tests {
                     argv[i].clone()
                 })
             } else {
-                "true".into()
+                inline.unwrap_or_else(|| "true".into())
             };
             flags.entry(k).or_default().push(v);
             i += 1;
         }
         let file: Option<BTreeMap<String, Value>> = file.map(|f| serde_json::from_str(f).unwrap());
         match build(&flags, file.as_ref())? {
-            Parsed::Run(c) => Ok(c),
+            Parsed::Run(c) => Ok(*c),
             Parsed::Exit(_) => Err("exit".into()),
         }
     }
@@ -397,5 +529,35 @@ mod tests {
         assert!(run(&["--data-root", "relative"], None).is_err());
         assert!(parse_host("tcp://nonsense").is_err());
         assert!(run(&["--max-concurrent-downloads", "0"], None).is_err());
+    }
+
+    #[test]
+    fn network_settings() {
+        let c = run(&[], None).unwrap();
+        assert_eq!(c.net.bridge, "berth0");
+        assert!(c.net.icc && c.net.iptables && c.net.ip_forward);
+        let c = run(
+            &[
+                "--bip",
+                "10.99.0.1/24",
+                "--icc=false",
+                "--bridge",
+                "bt1",
+                "--firewall-table",
+                "bt1",
+            ],
+            Some(r#"{"default-address-pools":[{"base":"10.100.0.0/16","size":24}],"mtu":1400}"#),
+        )
+        .unwrap();
+        assert_eq!(c.net.bip, Some(("10.99.0.1".parse().unwrap(), 24)));
+        assert!(!c.net.icc);
+        assert_eq!(c.net.pools, vec![("10.100.0.0/16".to_string(), 24)]);
+        assert_eq!(
+            (c.net.mtu, c.net.bridge.as_str(), c.net.firewall_table.as_str()),
+            (1400, "bt1", "bt1")
+        );
+        assert!(run(&["--bip", "10.0.0.1"], None).is_err());
+        assert!(run(&["--default-address-pool", "base=10.0.0.0/8"], None).is_err());
+        assert!(run(&["--mtu", "10"], None).is_err());
     }
 }

@@ -14,6 +14,7 @@ mod config;
 mod containers;
 mod http;
 mod info;
+mod networks;
 #[cfg(test)]
 mod tests;
 
@@ -32,7 +33,7 @@ use crate::config::{Config, Listen};
 
 fn main() -> ExitCode {
     let cfg = match config::from_args(std::env::args().skip(1).collect()) {
-        Ok(config::Parsed::Run(c)) => c,
+        Ok(config::Parsed::Run(c)) => *c,
         Ok(config::Parsed::Exit(code)) => return ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("berthd: {e}");
@@ -156,6 +157,13 @@ async fn serve(cfg: &Config) -> i32 {
             .filter(|p| p.exists())
             .unwrap_or_else(|| name.into())
     };
+    let networks = match open_networks(cfg, events.clone()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("berthd: set up the networks: {e}");
+            return 1;
+        }
+    };
     let containers = match ContainerService::open(
         ctr::Config {
             data: cfg.data_root.join("containers"),
@@ -170,6 +178,7 @@ async fn serve(cfg: &Config) -> i32 {
         },
         images.clone(),
         events.clone(),
+        networks.clone(),
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -183,6 +192,7 @@ async fn serve(cfg: &Config) -> i32 {
     }
     let state = Arc::new(api::State {
         containers,
+        networks,
         images,
         events,
         info: info::Static {
@@ -309,4 +319,48 @@ fn daemon_id(root: &Path) -> String {
     let _ = std::fs::create_dir_all(root);
     let _ = std::fs::write(&p, &id);
     id
+}
+
+/// The network service with the host's dataplane and the daemon's network settings.
+fn open_networks(
+    cfg: &config::Config,
+    events: Arc<berth_engine::events::Events>,
+) -> Result<Arc<berth_engine::networks::NetworkService>, String> {
+    use berth_engine::networks::{dataplane::Host, NetworkService, Settings};
+    let n = &cfg.net;
+    let mut s = Settings::new(&cfg.data_root, &cfg.exec_root);
+    s.bridge = n.bridge.clone();
+    s.table = n.firewall_table.clone();
+    s.bip = n.bip;
+    if !n.pools.is_empty() {
+        s.pools = n
+            .pools
+            .iter()
+            .map(|(base, size)| {
+                let base: berth_network::Subnet = base
+                    .parse()
+                    .map_err(|e| format!("invalid default address pool {base}: {e}"))?;
+                if *size < base.prefix() {
+                    return Err(format!(
+                        "invalid default address pool {base}: size {size} is larger than the pool"
+                    ));
+                }
+                Ok(berth_network::pools::Pool { base, size: *size })
+            })
+            .collect::<Result<_, String>>()?;
+    }
+    s.mtu = n.mtu;
+    s.icc = n.icc;
+    s.ip_masq = n.ip_masq;
+    s.ip_forward = n.ip_forward;
+    s.firewall = n.iptables;
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "nft".into());
+    if s.firewall && !berth_network::firewall::available(&nft) {
+        return Err("nft (nftables) is needed for berth's NAT and published ports: install the nftables package, or start berthd with --iptables=false".into());
+    }
+    NetworkService::open(s, Arc::new(Host { nft }), events).map_err(|e| e.to_string())
 }

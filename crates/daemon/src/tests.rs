@@ -56,6 +56,15 @@ async fn server() -> Server {
             None,
         )
         .unwrap();
+    let mut net_settings =
+        berth_engine::networks::Settings::new(&dir.path().join("data"), &dir.path().join("exec"));
+    net_settings.bip = Some(("10.250.0.1".parse().unwrap(), 24));
+    let networks = berth_engine::networks::NetworkService::open(
+        net_settings,
+        Arc::new(berth_engine::networks::dataplane::Recording::default()),
+        events.clone(),
+    )
+    .unwrap();
     let containers = ContainerService::open(
         ctr::Config {
             data: dir.path().join("data/containers"),
@@ -70,10 +79,12 @@ async fn server() -> Server {
         },
         images.clone(),
         events.clone(),
+        networks.clone(),
     )
     .unwrap();
     let state = Arc::new(api::State {
         containers,
+        networks,
         images,
         events,
         info: info::Static {
@@ -125,7 +136,7 @@ async fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16
 #[tokio::test]
 async fn container_routes_with_real_services() {
     let s = server().await;
-    // create: 201, an ID, the default network's warning.
+    // create: 201, an ID, no warnings.
     let (code, v) = call(
         &s,
         "POST",
@@ -136,7 +147,7 @@ async fn container_routes_with_real_services() {
     assert_eq!(code, 201, "{v}");
     let id = v["Id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 64);
-    assert!(v["Warnings"][0].as_str().unwrap().contains("--network none"));
+    assert_eq!(v["Warnings"], json!([]));
     // inspect: docker's shape, the image's command merged in, the hostname.
     let (code, v) = call(&s, "GET", "/containers/first/json", None).await;
     assert_eq!(code, 200);
@@ -145,7 +156,15 @@ async fn container_routes_with_real_services() {
     assert_eq!(v["Path"], "/bin/true");
     assert_eq!(v["Config"]["Hostname"], json!(&id[..12]));
     assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
-    assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    assert_eq!(v["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], "");
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["bridge"]["NetworkID"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
     assert!(v["Image"].as_str().unwrap().starts_with("sha256:"));
     // Lookups by name, ID prefix; a missing one is docker's 404.
     assert_eq!(
@@ -322,4 +341,118 @@ async fn container_routes_with_real_services() {
     for action in ["\"create\"", "\"rename\"", "\"destroy\""] {
         assert!(out.contains(action), "no {action} in {out}");
     }
+}
+
+#[tokio::test]
+async fn network_routes_with_real_services() {
+    let s = server().await;
+    let (code, v) = call(&s, "GET", "/v1.47/networks", None).await;
+    assert_eq!(code, 200);
+    let mut names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bridge", "host", "none"]);
+    let body = json!({"Name": "web", "Driver": "bridge", "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.77.0.0/24"}]}, "Labels": {"env": "t"}});
+    let (code, v) = call(&s, "POST", "/networks/create", Some(body.clone())).await;
+    assert_eq!(code, 201, "{v}");
+    let nid = v["Id"].as_str().unwrap().to_string();
+    let (code, v) = call(&s, "POST", "/networks/create", Some(body)).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (409, "network with name web already exists")
+    );
+    let (code, v) = call(&s, "GET", "/networks/web", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["Id"], nid.as_str());
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.77.0.1");
+    let (code, v) = call(
+        &s,
+        "GET",
+        "/networks?filters=%7B%22label%22%3A%7B%22env%3Dt%22%3Atrue%7D%7D",
+        None,
+    )
+    .await;
+    assert_eq!((code, v.as_array().unwrap().len()), (200, 1));
+    // A container on it, with an address and an alias; another one connected later.
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/containers/create?name=app",
+        Some(json!({"Image": "tiny:1", "HostConfig": {"NetworkMode": "web"},
+            "NetworkingConfig": {"EndpointsConfig": {"web": {"Aliases": ["api"], "IPAMConfig": {"IPv4Address": "10.77.0.9"}}}}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (_, v) = call(&s, "GET", "/containers/app/json", None).await;
+    assert_eq!(v["NetworkSettings"]["Networks"]["web"]["Aliases"], json!(["api"]));
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["web"]["IPAMConfig"]["IPv4Address"],
+        "10.77.0.9"
+    );
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/containers/create?name=bad",
+        Some(json!({"Image": "tiny:1", "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["x"]}}}})),
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
+    let (code, _) = call(
+        &s,
+        "POST",
+        "/containers/create?name=other",
+        Some(json!({"Image": "tiny:1"})),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/networks/web/connect",
+        Some(json!({"Container": "other", "EndpointConfig": {"Aliases": ["o"]}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = call(&s, "GET", "/containers/other/json", None).await;
+    assert_eq!(v["NetworkSettings"]["Networks"]["web"]["Aliases"], json!(["o"]));
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/networks/web/connect",
+        Some(json!({"Container": "other"})),
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    // Prune keeps networks containers are configured on; disconnect, then remove.
+    let (code, v) = call(&s, "POST", "/networks/prune", None).await;
+    assert_eq!((code, v["NetworksDeleted"].clone()), (200, json!([])));
+    let (code, _) = call(
+        &s,
+        "POST",
+        "/networks/web/disconnect",
+        Some(json!({"Container": "other"})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/networks/web/disconnect",
+        Some(json!({"Container": "other"})),
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    let (code, v) = call(&s, "DELETE", "/networks/bridge", None).await;
+    assert_eq!(code, 403, "{v}");
+    let (code, _) = call(&s, "DELETE", &format!("/networks/{}", &nid[..10]), None).await;
+    assert_eq!(code, 204);
+    let (code, v) = call(&s, "GET", "/networks/web", None).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (404, "network web not found")
+    );
 }

@@ -1,6 +1,7 @@
 //! `POST /containers/create`: the request checked as dockerd checks it, the image's config merged
 //! into the container's, a writable snapshot, and the record saved.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -9,6 +10,7 @@ use super::record::{self, Record, RootfsMount, State};
 use super::spec::{self, Config, Context, HostConfig};
 use super::{ContainerService, Entry};
 use crate::images::{internal, Error};
+use crate::networks::EndpointConfig;
 
 /// The parts of a create request.
 #[derive(Debug, Clone, Default)]
@@ -168,31 +170,57 @@ fn parse_size(s: &str) -> Option<u64> {
     (n > 0.0).then_some((n * mult as f64) as u64)
 }
 
-/// The network mode until bridge networks arrive: `none` and `host` work; the default becomes
-/// `none` with a warning; anything else is refused.
-fn network_mode(host: &mut Map<String, Value>, warnings: &mut Vec<String>) -> Result<(), Error> {
-    let mode = host
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    match mode.as_str() {
-        "none" | "host" => {}
-        "" | "default" | "bridge" => {
-            warnings.push(
-                "berth has no bridge network yet: the container runs with --network none (no network but loopback)".into(),
-            );
-            host.insert("NetworkMode".into(), json!("none"));
-        }
-        m if m.starts_with("container:") => return Err(invalid(
-            "--network container:NAME is not supported by berth yet (networks come with the next release)",
-        )),
-        other => return Err(Error::NotFound(format!("network {other} not found"))),
-    }
-    Ok(())
-}
-
 impl ContainerService {
+    /// `NetworkMode` normalized into `host` and the container's settings on each of its networks
+    /// (dockerd's checks: the networks exist, `--ip`/aliases only where allowed, the container of
+    /// `container:NAME` exists).
+    fn plan_network(
+        &self,
+        host: &mut Map<String, Value>,
+        body: &Map<String, Value>,
+        networking: Option<&Value>,
+        warnings: &mut Vec<String>,
+    ) -> Result<BTreeMap<String, EndpointConfig>, Error> {
+        let mode = host
+            .get("NetworkMode")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(other) = mode.strip_prefix("container:") {
+            if other.is_empty() {
+                return Err(invalid(
+                    "invalid network mode: container: needs a container name or ID",
+                ));
+            }
+            self.get(other)?;
+            if body
+                .get("Hostname")
+                .and_then(Value::as_str)
+                .is_some_and(|h| !h.is_empty())
+            {
+                return Err(invalid("conflicting options: hostname and the network mode"));
+            }
+        }
+        let endpoints = networking.and_then(|n| n.get("EndpointsConfig"));
+        let mac = body.get("MacAddress").and_then(Value::as_str);
+        let (mode, eps) = self.networks.plan_container(&mode, endpoints, mac)?;
+        let publishes = host
+            .get("PortBindings")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+            || host.get("PublishAllPorts").and_then(Value::as_bool) == Some(true);
+        if publishes && mode == "host" {
+            warnings.push("Published ports are discarded when using host network mode".into());
+        }
+        if publishes && mode.starts_with("container:") {
+            return Err(invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
+        }
+        host.insert("NetworkMode".into(), json!(mode));
+        Ok(eps)
+    }
+
     /// Creates a container; returns its ID and dockerd's warnings.
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<(String, Vec<String>), Error> {
         let Value::Object(mut body) = req.body else {
@@ -210,7 +238,7 @@ impl ContainerService {
             None | Some(Value::Null) => Map::new(),
             Some(_) => return Err(invalid("invalid JSON: HostConfig must be an object")),
         };
-        body.remove("NetworkingConfig");
+        let networking = body.remove("NetworkingConfig");
         let image_name = body
             .get("Image")
             .and_then(Value::as_str)
@@ -237,7 +265,7 @@ impl ContainerService {
             }
         }
         let mut warnings = Vec::new();
-        network_mode(&mut host, &mut warnings)?;
+        let networks = self.plan_network(&mut host, &body, networking.as_ref(), &mut warnings)?;
         log_options(&Value::Object(host.clone()))?;
         let hc: HostConfig = serde_json::from_value(Value::Object(host.clone()))
             .map_err(|e| invalid(format!("invalid HostConfig: {e}")))?;
@@ -320,6 +348,9 @@ impl ContainerService {
             resolv_conf_path: data.join("resolv.conf"),
             shim_pid: 0,
             warnings: warnings.clone(),
+            networks,
+            sandbox_key: String::new(),
+            ports: Vec::new(),
         };
         let undo = |svc: &ContainerService| {
             let _ = svc.images.snapshotter().remove(&id);
@@ -457,19 +488,5 @@ mod tests {
             .contains("no log driver named 'syslog'"));
         assert!(log_options(&json!({"LogConfig": {"Config": {"max-file": "3"}}})).is_err());
         assert!(log_options(&json!({"LogConfig": {"Config": {"max-size": "5x"}}})).is_err());
-    }
-
-    #[test]
-    fn network_modes_until_bridges_exist() {
-        let mut w = Vec::new();
-        let mut h = Map::new();
-        network_mode(&mut h, &mut w).unwrap();
-        assert_eq!(h["NetworkMode"], json!("none"));
-        assert_eq!(w.len(), 1);
-        let mut h = json!({"NetworkMode": "host"}).as_object().unwrap().clone();
-        network_mode(&mut h, &mut Vec::new()).unwrap();
-        assert_eq!(h["NetworkMode"], json!("host"));
-        let mut h = json!({"NetworkMode": "mynet"}).as_object().unwrap().clone();
-        assert_eq!(network_mode(&mut h, &mut Vec::new()).unwrap_err().status(), 404);
     }
 }

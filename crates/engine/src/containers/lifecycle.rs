@@ -123,6 +123,7 @@ impl ContainerService {
         } else {
             exit.finished_at.clone()
         };
+        self.release_network(e).await;
         let Ok(rec) = e.update(&self.data_dir(&e.id), |r| {
             r.state
                 .set_exited(exit.exit_code, exit.oom_killed, at, exit.error.clone());
@@ -434,6 +435,7 @@ impl ContainerService {
             if r.state.running || r.state.restarting {
                 if r.state.running && self.conn(&e.id).alive().await {
                     *e.started.lock().expect("started lock") = Some(Instant::now());
+                    let _ = self.serve_dns(&e);
                     self.monitor(e.clone());
                     continue;
                 }
@@ -447,6 +449,20 @@ impl ContainerService {
                     },
                 };
                 self.on_exit(&e, exit).await;
+            }
+        }
+        // Addresses, veths and namespace files of containers that ended while berthd was away.
+        let svc = self.clone();
+        let running = move |id: &str| {
+            svc.all()
+                .iter()
+                .any(|e| e.id.starts_with(id) && e.record().state.running)
+        };
+        let nets = self.networks.clone();
+        let _ = tokio::task::spawn_blocking(move || nets.reconcile(&running)).await;
+        for e in self.all() {
+            let r = e.record();
+            if r.state.running || r.state.restarting {
                 continue;
             }
             if r.has_been_started && r.restart_policy().start_with_daemon(r.manually_stopped) {

@@ -19,6 +19,7 @@ pub mod files;
 mod fsops;
 mod lifecycle;
 pub mod logs;
+mod net;
 mod query;
 pub mod record;
 pub mod restart;
@@ -36,6 +37,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::events::Events;
 use crate::images::{Error, ImageService};
+use crate::networks::NetworkService;
 use record::Record;
 use restart::Restarts;
 
@@ -140,6 +142,7 @@ pub struct ContainerService {
     pub(crate) cfg: Config,
     pub(crate) images: Arc<ImageService>,
     pub(crate) events: Arc<Events>,
+    pub(crate) networks: Arc<NetworkService>,
     table: RwLock<Table>,
     pub(crate) execs: exec::Execs,
 }
@@ -150,6 +153,7 @@ impl ContainerService {
         cfg: Config,
         images: Arc<ImageService>,
         events: Arc<Events>,
+        networks: Arc<NetworkService>,
     ) -> Result<Arc<ContainerService>, Error> {
         for d in [&cfg.data, &cfg.run, &cfg.runtime_root] {
             std::fs::create_dir_all(d)
@@ -159,6 +163,7 @@ impl ContainerService {
             cfg,
             images,
             events,
+            networks,
             table: RwLock::new(Table::default()),
             execs: exec::Execs::default(),
         });

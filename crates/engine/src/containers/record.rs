@@ -1,6 +1,7 @@
 //! A container's record: what berthd keeps about it on disk (`<data-root>/containers/<id>/
 //! config.v2.json`, written atomically on every change) and shows in `inspect` and `ps`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,8 @@ use serde_json::{json, Value};
 use super::restart::RestartPolicy;
 use super::spec::{Config, HostConfig};
 use crate::images::{internal, Error};
+use crate::networks::ports::PortMap;
+use crate::networks::EndpointConfig;
 
 /// Go's zero time, as dockerd prints an unset time.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -181,6 +184,15 @@ pub struct Record {
     pub shim_pid: i32,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The container's settings on each network (by network name), and while it runs what it got.
+    #[serde(default)]
+    pub networks: BTreeMap<String, EndpointConfig>,
+    /// While it runs with a network namespace of berth's: the namespace file.
+    #[serde(default)]
+    pub sandbox_key: String,
+    /// While it runs: the host ports published to it.
+    #[serde(default)]
+    pub ports: Vec<PortMap>,
 }
 
 impl Record {
@@ -262,6 +274,71 @@ impl Record {
         serde_json::from_slice(&data).map_err(|e| internal(format!("parse {}: {e}", p.display())))
     }
 
+    /// The exposed ports of the container's config (`80/tcp`).
+    pub fn exposed_ports(&self) -> Vec<String> {
+        self.config
+            .get("ExposedPorts")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn networks_shown(&self) -> Value {
+        Value::Object(
+            self.networks
+                .iter()
+                .map(|(k, e)| (k.clone(), e.shown()))
+                .collect(),
+        )
+    }
+
+    /// docker's `NetworkSettings`: the first network's address at the top level (dockerd fills
+    /// those only for the default bridge), every network under `Networks`.
+    fn network_settings(&self) -> Value {
+        let bridge = self.networks.get("bridge").filter(|_| self.state.running);
+        let top = |f: &dyn Fn(&EndpointConfig) -> Value, empty: Value| bridge.map(f).unwrap_or(empty);
+        json!({
+            "Bridge": "",
+            "SandboxID": if self.sandbox_key.is_empty() { String::new() } else { self.id.clone() },
+            "SandboxKey": self.sandbox_key,
+            "Ports": if self.state.running && !self.sandbox_key.is_empty() {
+                crate::networks::ports::shown(&self.ports, &self.exposed_ports())
+            } else { json!({}) },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": top(&|e| json!(e.endpoint_id), json!("")),
+            "Gateway": top(&|e| json!(e.gateway.map(|g| g.to_string()).unwrap_or_default()), json!("")),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": top(&|e| json!(e.ip.map(|g| g.to_string()).unwrap_or_default()), json!("")),
+            "IPPrefixLen": top(&|e| json!(e.prefix), json!(0)),
+            "IPv6Gateway": "",
+            "MacAddress": top(&|e| json!(e.mac_address), json!("")),
+            "Networks": self.networks_shown(),
+        })
+    }
+
+    /// `GET /containers/json`'s `Ports`: published ones with their host side, exposed ones without.
+    fn ports_summary(&self) -> Value {
+        let mut out = Vec::new();
+        if self.state.running {
+            for p in &self.ports {
+                out.push(json!({"IP": p.host_ip.to_string(), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}));
+            }
+        }
+        for k in self.exposed_ports() {
+            let (port, proto) = k.split_once('/').unwrap_or((&k, "tcp"));
+            let Ok(port) = port.parse::<u16>() else { continue };
+            if !out.iter().any(|o| o["PrivatePort"] == port && o["Type"] == proto) {
+                out.push(json!({"PrivatePort": port, "Type": proto}));
+            }
+        }
+        Value::Array(out)
+    }
+
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, exec_ids: &[String], size: Option<(i64, i64)>) -> Value {
         let (path, args) = self.path_and_args();
@@ -273,7 +350,6 @@ impl Record {
             );
         }
         let config = self.config.clone();
-        let network_mode = self.network_mode();
         let mut v = json!({
             "Id": self.id,
             "Created": self.created,
@@ -297,33 +373,7 @@ impl Record {
             "GraphDriver": {"Name": self.driver, "Data": null},
             "Mounts": [],
             "Config": config,
-            "NetworkSettings": {
-                "Bridge": "",
-                "SandboxID": "",
-                "SandboxKey": "",
-                "Ports": {},
-                "HairpinMode": false,
-                "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0,
-                "SecondaryIPAddresses": null,
-                "SecondaryIPv6Addresses": null,
-                "EndpointID": "",
-                "Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "MacAddress": "",
-                "Networks": {
-                    network_mode: {
-                        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-                        "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                        "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null
-                    }
-                }
-            }
+            "NetworkSettings": self.network_settings(),
         });
         if let Some((rw, root)) = size {
             v["SizeRw"] = json!(rw);
@@ -348,12 +398,12 @@ impl Record {
             "ImageID": self.image,
             "Command": command,
             "Created": crate::time::parse_rfc3339(&self.created).unwrap_or(0),
-            "Ports": [],
+            "Ports": self.ports_summary(),
             "Labels": self.labels(),
             "State": self.state.status,
             "Status": self.state.human(now),
             "HostConfig": {"NetworkMode": network_mode},
-            "NetworkSettings": {"Networks": {network_mode: {"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}}},
+            "NetworkSettings": {"Networks": self.networks_shown()},
             "Mounts": [],
         });
         if let Some((rw, root)) = size {

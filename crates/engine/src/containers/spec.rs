@@ -53,6 +53,10 @@ pub struct DeviceMapping {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
     pub privileged: bool,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,

@@ -12,6 +12,7 @@ use super::shim::{self, Mode, Spawn};
 use super::spec::{self, Context};
 use super::{files, ContainerService, Entry};
 use crate::images::{internal, Error};
+use crate::networks::Attached;
 
 /// docker's exit code for a start that failed: 127 when the command is missing, 126 when it
 /// cannot be run, 128 otherwise.
@@ -227,6 +228,7 @@ impl ContainerService {
             Ok(()) => Ok(()),
             Err(err) => {
                 unmount(&rootfs);
+                self.release_network(e).await;
                 let msg = err.to_string();
                 let code = start_failure_code(&msg);
                 let rec = e.update(&self.data_dir(&e.id), |r| {
@@ -262,7 +264,13 @@ impl ContainerService {
     }
 
     /// The spec composed for this start, with the image's accounts and the hosts files.
-    fn compose_for_start(&self, e: &Entry, run: &Path, rootfs: &Path) -> Result<oci::Spec, Error> {
+    fn compose_for_start(
+        &self,
+        e: &Entry,
+        run: &Path,
+        rootfs: &Path,
+        net: Option<&Attached>,
+    ) -> Result<oci::Spec, Error> {
         let rec = e.record();
         let img = self.images.resolve(&rec.image)?;
         let (img_cfg, _) = self.images.config(&img)?;
@@ -271,17 +279,23 @@ impl ContainerService {
         let mut spec = self.with_context(&e.id, rootfs, |ctx| {
             spec::compose(&img_cfg.config, &cfg, &hc, ctx)
         })?;
-        let host_net = hc.network_mode == "host";
         let hostname = spec.hostname.clone().unwrap_or_else(|| {
             nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
         let data = self.data_dir(&e.id);
-        let mounts = files::write(&data, &hostname, host_net, hc.readonly_rootfs).map_err(internal)?;
+        let plan = self.files_plan(e, &hostname, hc.readonly_rootfs, net)?;
+        let mounts = files::write(&data, &plan).map_err(internal)?;
         spec.mounts.extend(mounts);
         if let Some(l) = spec.linux.as_mut() {
             l.cgroups_path = Some(format!("/berth/{}", e.id));
+            // The namespace berth made and plugged the interfaces into.
+            if let Some(a) = net {
+                for ns in l.namespaces.iter_mut().filter(|n| n.typ == "network") {
+                    ns.path = Some(a.sandbox.display().to_string());
+                }
+            }
         }
         if hc.init == Some(true) {
             add_init(&mut spec)?;
@@ -321,7 +335,8 @@ impl ContainerService {
     }
 
     async fn launch(self: &Arc<Self>, e: &Arc<Entry>, run: &Path, rootfs: &Path) -> Result<(), Error> {
-        let spec = self.compose_for_start(e, run, rootfs)?;
+        let net = self.attach_network(e).await?;
+        let spec = self.compose_for_start(e, run, rootfs, net.as_ref())?;
         let rec = e.record();
         let (max_size, max_files) = super::create::log_options(&rec.host_config)?;
         let open_stdin = rec

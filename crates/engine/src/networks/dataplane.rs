@@ -4,11 +4,12 @@
 //! that run without root.
 
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use berth_network::Subnet;
+use berth_network::{firewall, netns, sysctl, Netlink, Subnet};
 
 use super::Network;
 
@@ -186,5 +187,160 @@ impl Dataplane for Recording {
 
     fn dns_sockets(&self, _sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)> {
         Ok((UdpSocket::bind("127.0.0.1:0")?, TcpListener::bind("127.0.0.1:0")?))
+    }
+}
+
+/// The host: netlink, namespace files, `/proc/sys`, `nft`.
+pub struct Host {
+    /// The `nft` program.
+    pub nft: PathBuf,
+}
+
+fn missing(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{what} not found"))
+}
+
+/// NotFound is success for removals.
+fn gone_ok(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+impl Host {
+    fn delete_link(name: &str) -> io::Result<()> {
+        let mut nl = Netlink::open()?;
+        match nl.index(name)? {
+            Some(i) => gone_ok(nl.delete(i)),
+            None => Ok(()),
+        }
+    }
+
+    /// The container side of `plug`, in its namespace.
+    fn plug_inside(p: &Plug) -> io::Result<()> {
+        let mut nl = Netlink::open_in(&p.sandbox)?;
+        let i = nl.index(&p.ifname)?.ok_or_else(|| missing(&p.ifname))?;
+        nl.set_mac(i, p.mac)?;
+        nl.add_address(i, IpAddr::V4(p.ip), p.prefix)?;
+        nl.set_up(i)?;
+        if let Some(gw) = p.gateway {
+            nl.add_default_route(IpAddr::V4(gw), i)?;
+        }
+        Ok(())
+    }
+}
+
+impl Dataplane for Host {
+    fn enable_forwarding(&self) -> io::Result<bool> {
+        if sysctl::get("net.ipv4.ip_forward")? == "1" {
+            return Ok(false);
+        }
+        sysctl::set("net.ipv4.ip_forward", "1")?;
+        Ok(true)
+    }
+
+    fn bridge_up(&self, b: &BridgeSpec) -> io::Result<()> {
+        let mut nl = Netlink::open()?;
+        let (index, made) = match nl.index(&b.name)? {
+            Some(i) => (i, false),
+            None => (nl.create_bridge(&b.name, Some(b.mtu).filter(|m| *m > 0))?, true),
+        };
+        let r = (|| {
+            let want = (IpAddr::V4(b.gateway), b.prefix);
+            if !nl.addresses(index)?.contains(&want) {
+                nl.add_address(index, want.0, want.1)?;
+            }
+            nl.set_up(index)?;
+            // Published ports reached on the host's loopback are DNATed out of the bridge.
+            sysctl::set(&format!("net.ipv4.conf.{}.route_localnet", b.name), "1")
+        })();
+        if r.is_err() && made {
+            let _ = nl.delete(index);
+        }
+        r
+    }
+
+    fn bridge_down(&self, name: &str) -> io::Result<()> {
+        Self::delete_link(name)
+    }
+
+    fn sandbox_create(&self, path: &Path) -> io::Result<()> {
+        netns::create(path)
+    }
+
+    fn sandbox_remove(&self, path: &Path) -> io::Result<()> {
+        gone_ok(netns::remove(path))
+    }
+
+    fn plug(&self, p: &Plug) -> io::Result<()> {
+        let mut nl = Netlink::open()?;
+        let bridge = nl
+            .index(&p.bridge)?
+            .ok_or_else(|| missing(&format!("bridge {}", p.bridge)))?;
+        let ns = std::fs::File::open(&p.sandbox)?;
+        // 1. The pair, its inner end made directly in the container's namespace under its final name.
+        nl.create_veth(&p.veth, &p.ifname, Some(ns.as_fd()), Some(p.mtu))?;
+        let r = (|| {
+            let v = nl.index(&p.veth)?.ok_or_else(|| missing(&p.veth))?;
+            // 2. The host end on the bridge, hairpin on (a container reaching its own published port).
+            nl.set_master(v, bridge)?;
+            nl.set_hairpin(v, true)?;
+            nl.set_up(v)?;
+            // 3. Inside: MAC, address, up, default route.
+            Self::plug_inside(p)
+        })();
+        if r.is_err() {
+            let _ = Self::delete_link(&p.veth);
+        }
+        r
+    }
+
+    fn unplug(&self, veth: &str) -> io::Result<()> {
+        Self::delete_link(veth)
+    }
+
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()> {
+        let fw = firewall::Firewall {
+            table: table.to_string(),
+            networks: nets
+                .iter()
+                .map(|n| firewall::NetRules {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet,
+                    subnet6: None,
+                    internal: n.internal,
+                    masquerade: n.masquerade,
+                    icc: n.icc,
+                })
+                .collect(),
+            ports: ports
+                .iter()
+                .map(|p| firewall::PortRule {
+                    proto: if p.proto == "udp" {
+                        firewall::Proto::Udp
+                    } else {
+                        firewall::Proto::Tcp
+                    },
+                    host_ip: p.host_ip.map(IpAddr::V4),
+                    host_port: p.host_port,
+                    container_ip: IpAddr::V4(p.container_ip),
+                    container_port: p.container_port,
+                    bridge: p.bridge.clone(),
+                })
+                .collect(),
+            forward_guard: guard,
+        };
+        fw.check().map_err(io::Error::other)?;
+        firewall::apply(&self.nft, &fw.document()).map_err(io::Error::other)
+    }
+
+    fn dns_sockets(&self, sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)> {
+        netns::run_in(sandbox, || -> io::Result<(UdpSocket, TcpListener)> {
+            Ok((
+                UdpSocket::bind("127.0.0.11:53")?,
+                TcpListener::bind("127.0.0.11:53")?,
+            ))
+        })?
     }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use berth_network::{mac_for, mac_string};
+
 use super::dataplane::Plug;
 use super::ports::{self, PortMap};
 use super::{Attachment, Network, NetworkService, State};
@@ -41,6 +43,9 @@ pub struct EndpointConfig {
     pub mac_address: String,
     #[serde(default)]
     pub dns_names: Vec<String>,
+    /// The interface inside the container (`eth0`).
+    #[serde(default)]
+    pub ifname: String,
 }
 
 impl EndpointConfig {
@@ -73,6 +78,7 @@ impl EndpointConfig {
         self.gateway = None;
         self.mac_address.clear();
         self.dns_names.clear();
+        self.ifname.clear();
     }
 
     /// The settings of a create body's `EndpointsConfig` entry.
@@ -143,16 +149,6 @@ fn parse_mac(s: &str) -> Result<[u8; 6], Error> {
     Ok(m)
 }
 
-/// docker's MAC for an IPv4 address: `02:42:` and the address.
-pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x02, 0x42, o[0], o[1], o[2], o[3]]
-}
-
-pub fn mac_string(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 fn random_hex(n: usize) -> String {
     crate::containers::record::new_id()[..n].to_string()
 }
@@ -216,7 +212,7 @@ impl NetworkService {
         let mut reqs: Vec<(&Network, Value)> = vec![(main, Value::Null)];
         if let Some(m) = endpoints.and_then(Value::as_object) {
             for (k, v) in m {
-                let n = Self::find(&st, k)?;
+                let n = Self::find(&st, if k == "default" { "bridge" } else { k })?;
                 if n.id == main.id {
                     reqs[0].1 = v.clone();
                 } else {
@@ -424,6 +420,7 @@ impl NetworkService {
                 gateway: Some(gateway),
                 mac_address: att.mac.clone(),
                 dns_names: if n.default_bridge { Vec::new() } else { dns_names },
+                ifname: plug.ifname.clone(),
                 network_id: n.id.clone(),
                 ..cfg.clone()
             };

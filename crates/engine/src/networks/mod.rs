@@ -19,10 +19,12 @@ pub mod dataplane;
 pub mod endpoint;
 pub mod ports;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+
+use berth_network::dns::{Resolver, Server, ServerHandle};
 
 use berth_network::pools::{self, Pool};
 use berth_network::{Ipam, Subnet};
@@ -285,6 +287,21 @@ pub struct NetworkService {
     pub(crate) dp: Arc<dyn Dataplane>,
     pub(crate) state: Mutex<State>,
     events: Arc<Events>,
+    /// The embedded DNS of each running container on a user-defined network.
+    dns: Mutex<HashMap<String, ServerHandle>>,
+}
+
+/// The embedded DNS's view of the networks.
+struct Names(Weak<NetworkService>);
+
+impl Resolver for Names {
+    fn lookup(&self, from: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        self.0.upgrade()?.resolve_name(from, name)
+    }
+
+    fn reverse(&self, from: &str, ip: std::net::IpAddr) -> Option<String> {
+        self.0.upgrade()?.resolve_addr(from, ip)
+    }
 }
 
 impl NetworkService {
@@ -325,6 +342,7 @@ impl NetworkService {
                 forward_guard,
             }),
             events,
+            dns: Mutex::new(HashMap::new()),
         });
         svc.predefined()?;
         Ok(svc)
@@ -805,6 +823,35 @@ impl NetworkService {
             }
         }
         Ok(removed)
+    }
+
+    /// Starts the embedded DNS of container `id` inside its namespace `sandbox`, forwarding to
+    /// `upstreams` (its `--dns` servers or the host's). Needs the tokio runtime.
+    pub fn start_dns(
+        self: &Arc<Self>,
+        id: &str,
+        sandbox: &Path,
+        upstreams: Vec<std::net::SocketAddr>,
+    ) -> Result<(), Error> {
+        let (udp, tcp) = self.dp.dns_sockets(sandbox).map_err(|e| {
+            internal(format!(
+                "open the embedded DNS's sockets in {}: {e}",
+                sandbox.display()
+            ))
+        })?;
+        let resolver: Arc<dyn Resolver> = Arc::new(Names(Arc::downgrade(self)));
+        let h = Server::spawn(id.to_string(), udp, tcp, resolver, upstreams)
+            .map_err(|e| internal(format!("start the embedded DNS: {e}")))?;
+        self.dns.lock().expect("dns lock").insert(id.to_string(), h);
+        Ok(())
+    }
+
+    /// Stops the embedded DNS of container `id` (none is fine).
+    pub async fn stop_dns(&self, id: &str) {
+        let h = self.dns.lock().expect("dns lock").remove(id);
+        if let Some(h) = h {
+            h.stop().await;
+        }
     }
 
     pub(crate) fn event(&self, action: &str, n: &Network, container: Option<&str>) {
