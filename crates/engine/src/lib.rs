@@ -7,3 +7,4 @@ pub mod events;
 pub mod images;
 pub mod progress;
 pub mod time;
+pub mod volumes;
