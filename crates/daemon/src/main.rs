@@ -16,6 +16,7 @@ mod http;
 mod info;
 #[cfg(test)]
 mod tests;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -167,6 +168,7 @@ async fn serve(cfg: &Config) -> i32 {
             seccomp: ctr::host_seccomp(),
             log_max_size: None,
             log_max_files: None,
+            volumes: cfg.data_root.join("volumes"),
         },
         images.clone(),
         events.clone(),

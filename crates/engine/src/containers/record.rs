@@ -181,6 +181,9 @@ pub struct Record {
     pub shim_pid: i32,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Binds, volumes and tmpfs mounts (issue 6).
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl Record {
@@ -295,7 +298,7 @@ impl Record {
             "ExecIDs": if exec_ids.is_empty() { Value::Null } else { json!(exec_ids) },
             "HostConfig": host,
             "GraphDriver": {"Name": self.driver, "Data": null},
-            "Mounts": [],
+            "Mounts": self.mounts.iter().map(|m| m.shown()).collect::<Vec<_>>(),
             "Config": config,
             "NetworkSettings": {
                 "Bridge": "",
@@ -354,7 +357,7 @@ impl Record {
             "Status": self.state.human(now),
             "HostConfig": {"NetworkMode": network_mode},
             "NetworkSettings": {"Networks": {network_mode: {"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}}},
-            "Mounts": [],
+            "Mounts": self.mounts.iter().map(|m| m.shown()).collect::<Vec<_>>(),
         });
         if let Some((rw, root)) = size {
             v["SizeRw"] = json!(rw);
