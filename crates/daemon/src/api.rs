@@ -94,7 +94,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, s
 }
 
 /// Percent-decodes a path segment (image names may carry `%2F` and `%3A`).
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -188,14 +188,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, method: &Method, path
         }
         return error(404, "page not found");
     }
-    // No volumes exist yet: looking one up finds nothing (as `docker inspect` expects).
-    if m == "GET" {
-        if let Some(v) = path.strip_prefix("/volumes/").filter(|v| !v.is_empty()) {
-            return error(404, &format!("get {}: no such volume", unescape(v)));
-        }
-    }
     if path.starts_with("/volumes") {
-        return error(501, "berthd does not manage volumes yet");
+        let q = Query::parse(req.uri().query());
+        return crate::volumes::route(state, req, m, path, &q)
+            .await
+            .unwrap_or_else(|| error(404, "page not found"));
     }
     error(404, "page not found")
 }
@@ -482,7 +479,7 @@ fn system_df(state: &Arc<State>) -> Resp {
                 "LayersSize": layers,
                 "Images": images,
                 "Containers": [],
-                "Volumes": [],
+                "Volumes": state.containers.volumes().usage(),
                 "BuildCache": [],
             }),
         ),
@@ -544,6 +541,7 @@ fn events(state: &Arc<State>, q: &Query) -> Resp {
             && (filters.get("event").is_empty() || filters.get("event").iter().any(|x| x == action))
             && named("image")
             && (filters.get("container").is_empty() || (e.typ == "container" && named("container")))
+            && (filters.get("volume").is_empty() || (e.typ == "volume" && named("volume")))
             && filters.get("label").iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => e.actor.attributes.get(k).map(String::as_str) == Some(v),
                 None => e.actor.attributes.contains_key(l.as_str()),

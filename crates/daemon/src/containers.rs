@@ -120,7 +120,7 @@ pub async fn route(
             if q.bool("link") {
                 return Some(error(400, "berth has no container links"));
             }
-            done(svc.remove(&id, q.bool("force")).await, 204)
+            done(svc.remove_with(&id, q.bool("force"), q.bool("v")).await, 204)
         }
         ("POST", "attach") => attach(svc, req, &id, q).await,
         ("POST", "resize") => {

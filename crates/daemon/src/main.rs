@@ -17,6 +17,7 @@ mod info;
 mod networks;
 #[cfg(test)]
 mod tests;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -175,6 +176,7 @@ async fn serve(cfg: &Config) -> i32 {
             seccomp: ctr::host_seccomp(),
             log_max_size: None,
             log_max_files: None,
+            volumes: cfg.data_root.join("volumes"),
         },
         images.clone(),
         events.clone(),

@@ -76,6 +76,7 @@ async fn server() -> Server {
             seccomp: true,
             log_max_size: None,
             log_max_files: None,
+            volumes: dir.path().join("data/volumes"),
         },
         images.clone(),
         events.clone(),
@@ -455,4 +456,163 @@ async fn network_routes_with_real_services() {
         (code, v["message"].as_str().unwrap()),
         (404, "network web not found")
     );
+}
+
+/// The volume routes, and volumes through container create/inspect/remove (no container runs).
+#[tokio::test]
+async fn volume_routes_with_real_services() {
+    let s = server().await;
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/v1.47/volumes/create",
+        Some(json!({"Name": "data", "Labels": {"team": "a"}, "DriverOpts": {}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["Name"], "data");
+    assert_eq!(v["Driver"], "local");
+    assert_eq!(v["Scope"], "local");
+    assert_eq!(v["Labels"]["team"], "a");
+    assert!(v["Mountpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("data/volumes/data/_data"));
+    let (code, v) = call(&s, "POST", "/volumes/create", Some(json!({"Name": "a/b"}))).await;
+    assert_eq!(code, 400);
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("create a/b: \"a/b\" includes invalid characters"));
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/volumes/create",
+        Some(json!({"Name": "x1", "Driver": "flocker"})),
+    )
+    .await;
+    assert_eq!(code, 404, "{v}");
+    // inspect, list with filters
+    let (code, v) = call(&s, "GET", "/volumes/data", None).await;
+    assert_eq!((code, v["Name"].as_str().unwrap()), (200, "data"));
+    let (code, v) = call(&s, "GET", "/volumes/nope", None).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (404, "get nope: no such volume")
+    );
+    let (code, v) = call(
+        &s,
+        "GET",
+        "/volumes?filters=%7B%22label%22%3A%7B%22team%3Da%22%3Atrue%7D%7D",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["Volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(v["Warnings"], Value::Null);
+    let (code, _) = call(
+        &s,
+        "GET",
+        "/volumes?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D",
+        None,
+    )
+    .await;
+    assert_eq!(code, 400);
+
+    // A container naming the volume, a bind and an anonymous volume.
+    let host_dir = s._dir.path().join("hostdir");
+    let body = json!({
+        "Image": "tiny:1",
+        "Volumes": {"/anon": {}},
+        "HostConfig": {"Binds": ["data:/data", format!("{}:/h:ro", host_dir.display())]},
+    });
+    let (code, v) = call(&s, "POST", "/containers/create?name=user", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    let (_, c) = call(&s, "GET", "/containers/user/json", None).await;
+    let mounts = c["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 3, "{mounts:?}");
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Name"], "data");
+    assert_eq!(mounts[0]["Mode"], "z");
+    assert_eq!(mounts[1]["Type"], "bind");
+    assert_eq!(mounts[1]["RW"], false);
+    assert_eq!(mounts[1]["Propagation"], "rprivate");
+    let anon = mounts[2]["Name"].as_str().unwrap().to_string();
+    assert_eq!(anon.len(), 64);
+    let (_, v) = call(&s, "GET", &format!("/volumes/{anon}"), None).await;
+    assert_eq!(v["Labels"]["com.docker.volume.anonymous"], "");
+    // In use: refused even with force.
+    let (code, v) = call(&s, "DELETE", "/volumes/data?force=1", None).await;
+    let id = c["Id"].as_str().unwrap();
+    assert_eq!(
+        (code, v["message"].as_str().unwrap().to_string()),
+        (409, format!("remove data: volume is in use - [{id}]"))
+    );
+    // dangling=false lists the volumes in use; df counts them.
+    let (_, v) = call(
+        &s,
+        "GET",
+        "/volumes?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D",
+        None,
+    )
+    .await;
+    assert_eq!(v["Volumes"].as_array().unwrap().len(), 2);
+    let (_, v) = call(&s, "GET", "/system/df", None).await;
+    assert_eq!(v["Volumes"].as_array().unwrap().len(), 2);
+    // A bad spec makes nothing: no container, no volume.
+    let bad = json!({"Image": "tiny:1", "HostConfig": {"Binds": ["fresh:/x"], "Mounts": [{"Type": "bind", "Source": "/nonexistent/src", "Target": "/y"}]}});
+    let (code, v) = call(&s, "POST", "/containers/create", Some(bad)).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (
+            400,
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent/src"
+        )
+    );
+    assert_eq!(call(&s, "GET", "/volumes/fresh", None).await.0, 404);
+    let dup = json!({"Image": "tiny:1", "HostConfig": {"Binds": ["/a:/x", "/b:/x"]}});
+    let (code, v) = call(&s, "POST", "/containers/create", Some(dup)).await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (400, "Duplicate mount point: /x")
+    );
+    // --volumes-from: the same volumes, read-only.
+    let from = json!({"Image": "tiny:1", "HostConfig": {"VolumesFrom": ["user:ro"]}});
+    let (code, _) = call(&s, "POST", "/containers/create?name=second", Some(from)).await;
+    assert_eq!(code, 201);
+    let (_, c2) = call(&s, "GET", "/containers/second/json", None).await;
+    assert!(c2["Mounts"].as_array().unwrap().iter().all(|m| m["RW"] == false));
+    let (code, v) = call(
+        &s,
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "tiny:1", "HostConfig": {"VolumesFrom": ["ghost"]}})),
+    )
+    .await;
+    assert_eq!(
+        (code, v["message"].as_str().unwrap()),
+        (404, "No such container: ghost")
+    );
+    // rm -v: the anonymous volume goes once no container uses it; the named one stays.
+    assert_eq!(call(&s, "DELETE", "/containers/second?v=1", None).await.0, 204);
+    assert_eq!(call(&s, "DELETE", "/containers/user?v=1", None).await.0, 204);
+    assert_eq!(call(&s, "GET", &format!("/volumes/{anon}"), None).await.0, 404);
+    assert_eq!(call(&s, "GET", "/volumes/data", None).await.0, 200);
+    // prune: anonymous only by default, then all.
+    call(&s, "POST", "/volumes/create", Some(json!({}))).await;
+    let (code, v) = call(&s, "POST", "/volumes/prune", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["VolumesDeleted"].as_array().unwrap().len(), 1);
+    let (_, v) = call(
+        &s,
+        "POST",
+        "/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D",
+        None,
+    )
+    .await;
+    assert_eq!(v["VolumesDeleted"], json!(["data"]));
+    assert_eq!(call(&s, "DELETE", "/volumes/data", None).await.0, 404);
+    assert_eq!(call(&s, "DELETE", "/volumes/data?force=true", None).await.0, 204);
+    let (code, v) = call(&s, "GET", "/volumes", None).await;
+    assert_eq!((code, v["Volumes"].clone()), (200, json!([])));
 }

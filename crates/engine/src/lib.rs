@@ -8,3 +8,4 @@ pub mod images;
 pub mod networks;
 pub mod progress;
 pub mod time;
+pub mod volumes;

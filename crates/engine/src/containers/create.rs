@@ -88,10 +88,16 @@ pub fn merge_config(user: &mut Map<String, Value>, image: &berth_image::manifest
             user.insert("ExposedPorts".into(), json!(p));
         }
     }
-    if empty(user.get("Volumes")) {
-        if let Some(v) = &image.volumes {
-            user.insert("Volumes".into(), json!(v));
+    // The image's volumes join the user's (dockerd merges the two sets).
+    if let Some(v) = &image.volumes {
+        let mut vols = match user.get("Volumes") {
+            Some(Value::Object(o)) => o.clone(),
+            _ => Map::new(),
+        };
+        for (k, x) in v {
+            vols.entry(k.clone()).or_insert(json!(x));
         }
+        user.insert("Volumes".into(), Value::Object(vols));
     }
     for (k, d) in [
         ("Hostname", json!("")),
@@ -299,6 +305,7 @@ impl ContainerService {
             .map_err(|e| invalid(format!("invalid container config: {e}")))?;
         // A trial composition with permissive lookups: what would fail at every start fails now.
         self.trial_compose(&id, &img_cfg.config, &cfg, &hc)?;
+        let mut mount_points = self.plan_mounts(&body, &host)?;
 
         let name = match req.name.filter(|n| !n.is_empty()) {
             Some(n) => n.trim_start_matches('/').to_string(),
@@ -314,6 +321,14 @@ impl ContainerService {
         let mount = match mount {
             Ok(m) => m,
             Err(e) => {
+                let _ = std::fs::remove_dir_all(&data);
+                return Err(e);
+            }
+        };
+        let made = match self.create_volumes(&mut mount_points) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.images.snapshotter().remove(&id);
                 let _ = std::fs::remove_dir_all(&data);
                 return Err(e);
             }
@@ -351,10 +366,12 @@ impl ContainerService {
             networks,
             sandbox_key: String::new(),
             ports: Vec::new(),
+            mounts: mount_points,
         };
         let undo = |svc: &ContainerService| {
             let _ = svc.images.snapshotter().remove(&id);
             let _ = std::fs::remove_dir_all(&data);
+            svc.undo_volumes(&made);
         };
         if let Err(e) = rec.save(&data) {
             undo(self);

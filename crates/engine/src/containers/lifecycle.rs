@@ -133,6 +133,7 @@ impl ContainerService {
             return;
         };
         self.execs.container_ended(&e.id);
+        self.release_volumes(&rec);
         if exit.oom_killed {
             self.emit("oom", &rec, &[]);
         }
@@ -179,7 +180,7 @@ impl ContainerService {
             let svc = self.clone();
             let id = e.id.clone();
             tokio::spawn(async move {
-                if let Err(err) = svc.remove(&id, true).await {
+                if let Err(err) = svc.remove_with(&id, true, true).await {
                     eprintln!("berthd: remove container {id}: {err}");
                 }
             });
@@ -373,6 +374,11 @@ impl ContainerService {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(self: &Arc<Self>, input: &str, force: bool) -> Result<(), Error> {
+        self.remove_with(input, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=true`: also the container's anonymous volumes.
+    pub async fn remove_with(self: &Arc<Self>, input: &str, force: bool, volumes: bool) -> Result<(), Error> {
         let e = self.get(input)?;
         let _op = e.op.lock().await;
         if self.get(&e.id).is_err() {
@@ -407,6 +413,9 @@ impl ContainerService {
             r.state.restarting = false;
         })?;
         self.destroy(&e).await;
+        if volumes {
+            self.remove_anonymous_volumes(&e.record());
+        }
         Ok(())
     }
 

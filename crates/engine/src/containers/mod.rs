@@ -19,6 +19,7 @@ pub mod files;
 mod fsops;
 mod lifecycle;
 pub mod logs;
+pub mod mounts;
 mod net;
 mod query;
 pub mod record;
@@ -27,6 +28,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 mod start;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use tokio::sync::{oneshot, watch};
 use crate::events::Events;
 use crate::images::{Error, ImageService};
 use crate::networks::NetworkService;
+use crate::volumes::{KernelMounter, VolumeService};
 use record::Record;
 use restart::Restarts;
 
@@ -61,6 +64,8 @@ pub struct Config {
     /// Default `--log-opt max-size` / `max-file` (docker's defaults: unlimited, 1).
     pub log_max_size: Option<u64>,
     pub log_max_files: Option<u32>,
+    /// `<data-root>/volumes`: the local driver's volumes.
+    pub volumes: PathBuf,
 }
 
 /// Whether the host's cgroups are v2 only (docker's default cgroup namespace is private there).
@@ -145,6 +150,7 @@ pub struct ContainerService {
     pub(crate) networks: Arc<NetworkService>,
     table: RwLock<Table>,
     pub(crate) execs: exec::Execs,
+    pub(crate) volumes: Arc<VolumeService>,
 }
 
 impl ContainerService {
@@ -159,6 +165,7 @@ impl ContainerService {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::Internal(format!("create {}: {e}", d.display())))?;
         }
+        let volumes = VolumeService::open(&cfg.volumes, events.clone(), Box::new(KernelMounter))?;
         let svc = Arc::new(ContainerService {
             cfg,
             images,
@@ -166,6 +173,7 @@ impl ContainerService {
             networks,
             table: RwLock::new(Table::default()),
             execs: exec::Execs::default(),
+            volumes,
         });
         let mut t = Table::default();
         if let Ok(rd) = std::fs::read_dir(&svc.cfg.data) {
@@ -186,7 +194,18 @@ impl ContainerService {
                 .map(|s| s.users_of_image(image_id))
                 .unwrap_or_default()
         }));
+        let weak = Arc::downgrade(&svc);
+        svc.volumes.set_users(Arc::new(move |name: &str| {
+            weak.upgrade()
+                .map(|s| s.users_of_volume(name))
+                .unwrap_or_default()
+        }));
         Ok(svc)
+    }
+
+    /// The volume service (the API's volume routes use it).
+    pub fn volumes(&self) -> &Arc<VolumeService> {
+        &self.volumes
     }
 
     pub fn data_dir(&self, id: &str) -> PathBuf {

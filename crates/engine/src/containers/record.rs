@@ -193,6 +193,9 @@ pub struct Record {
     /// While it runs: the host ports published to it.
     #[serde(default)]
     pub ports: Vec<PortMap>,
+    /// Binds, volumes and tmpfs mounts (issue 6).
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl Record {
@@ -371,7 +374,7 @@ impl Record {
             "ExecIDs": if exec_ids.is_empty() { Value::Null } else { json!(exec_ids) },
             "HostConfig": host,
             "GraphDriver": {"Name": self.driver, "Data": null},
-            "Mounts": [],
+            "Mounts": self.mounts.iter().map(|m| m.shown()).collect::<Vec<_>>(),
             "Config": config,
             "NetworkSettings": self.network_settings(),
         });
@@ -404,7 +407,7 @@ impl Record {
             "Status": self.state.human(now),
             "HostConfig": {"NetworkMode": network_mode},
             "NetworkSettings": {"Networks": self.networks_shown()},
-            "Mounts": [],
+            "Mounts": self.mounts.iter().map(|m| m.shown()).collect::<Vec<_>>(),
         });
         if let Some((rw, root)) = size {
             v["SizeRw"] = json!(rw);

@@ -229,6 +229,7 @@ impl ContainerService {
             Err(err) => {
                 unmount(&rootfs);
                 self.release_network(e).await;
+                self.release_volumes(&rec);
                 let msg = err.to_string();
                 let code = start_failure_code(&msg);
                 let rec = e.update(&self.data_dir(&e.id), |r| {
@@ -253,7 +254,7 @@ impl ContainerService {
                     let svc = self.clone();
                     let id = e.id.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = svc.remove(&id, true).await {
+                        if let Err(err) = svc.remove_with(&id, true, true).await {
                             eprintln!("berthd: remove container {id}: {err}");
                         }
                     });
@@ -287,7 +288,8 @@ impl ContainerService {
         let data = self.data_dir(&e.id);
         let plan = self.files_plan(e, &hostname, hc.readonly_rootfs, net)?;
         let mounts = files::write(&data, &plan).map_err(internal)?;
-        spec.mounts.extend(mounts);
+        let user = self.mount_volumes(&rec, rootfs)?;
+        super::mounts::merge(&mut spec.mounts, mounts, user);
         if let Some(l) = spec.linux.as_mut() {
             l.cgroups_path = Some(format!("/berth/{}", e.id));
             // The namespace berth made and plugged the interfaces into.
