@@ -129,24 +129,42 @@ pub fn registry_with(t: &Tools, auth: &str) -> Registry {
     r
 }
 
-/// berthd with a private socket, data root and exec root.
+/// berthd with a private socket, data root and exec root, and a default bridge and nftables table
+/// of its own (`bt<pid><n>`, a private /24), so that daemons of tests running side by side never
+/// share a bridge, a subnet or a firewall table. Dropping it removes its bridges, its table and
+/// its namespace files.
 pub struct Daemon {
     pub sock: PathBuf,
     pub dir: PathBuf,
     pub proc: Proc,
     pub berthd: PathBuf,
+    /// The default bridge's and the firewall table's name.
+    pub net: String,
+    /// The default bridge's gateway address with its prefix (`10.x.y.1/24`).
+    pub bip: String,
 }
+
+static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Daemon {
     pub fn start(t: &Tools, dir: &Path) -> Daemon {
+        let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id();
         let mut d = Daemon {
             sock: dir.join("berth.sock"),
             dir: dir.to_path_buf(),
             proc: Proc(None),
             berthd: t.berthd.clone(),
+            net: format!("bt{}x{n}", pid % 100_000),
+            bip: format!("10.{}.{}.1/24", 128 + pid % 100, n % 250),
         };
         d.restart();
         d
+    }
+
+    /// The default bridge's gateway address (`10.x.y.1`): the host side of containers' default route.
+    pub fn gateway(&self) -> &str {
+        self.bip.split('/').next().unwrap_or_default()
     }
 
     pub fn restart(&mut self) {
@@ -163,6 +181,14 @@ impl Daemon {
             .arg(self.dir.join("data"))
             .arg("--exec-root")
             .arg(self.dir.join("exec"))
+            .args([
+                "--bridge",
+                &self.net,
+                "--firewall-table",
+                &self.net,
+                "--bip",
+                &self.bip,
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -186,6 +212,49 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.proc.0.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The bridges of this daemon's networks, from its records.
+    pub fn bridges(&self) -> Vec<String> {
+        let mut out = vec![self.net.clone()];
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("data/network")) {
+            for e in rd.flatten() {
+                let Ok(text) = std::fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                if let Some(b) = v.get("bridge").and_then(|b| b.as_str()).filter(|b| !b.is_empty()) {
+                    if !out.iter().any(|o| o == b) {
+                        out.push(b.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.proc.kill();
+        let quiet = |cmd: &str, args: &[&str]| {
+            let _ = Command::new(cmd)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        for b in self.bridges() {
+            quiet("ip", &["link", "del", &b]);
+        }
+        quiet("nft", &["delete", "table", "inet", &self.net]);
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("exec/netns")) {
+            for e in rd.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
     }
 }
 
@@ -283,4 +352,76 @@ pub fn tar_of(root: &Path, tar: &Path) -> PathBuf {
         .unwrap();
     assert!(st.success(), "tar of {}", root.display());
     tar.to_path_buf()
+}
+
+/// A busybox root filesystem with every applet linked and an /etc/passwd, as a tar file.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("bbroot");
+    for d in ["bin", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    tar_of(&root, &dir.join("bb.tar"))
+}
+
+/// Removes every container of the daemon (force), so no shim or mount outlives a test.
+pub struct Cleanup {
+    docker: PathBuf,
+    host: String,
+}
+
+impl Cleanup {
+    pub fn new(t: &Tools, d: &Daemon) -> Cleanup {
+        Cleanup {
+            docker: t.docker.clone(),
+            host: format!("unix://{}", d.sock.display()),
+        }
+    }
+
+    pub fn docker(&self, args: &[&str]) -> String {
+        let o = Command::new(&self.docker)
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .stdin(Stdio::null())
+            .output();
+        o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for id in self.docker(&["ps", "-aq"]).split_whitespace() {
+            self.docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+pub fn code(t: &Tools, d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let o = run_cli(&t.docker, d, args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -15,28 +15,6 @@ use berth_e2e::daemon::*;
 
 const IMAGE: &str = "e2e-busybox";
 
-/// A busybox root filesystem with every applet linked and an /etc/passwd, as a tar file.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let root = dir.join("bbroot");
-    for d in ["bin", "etc", "tmp", "root"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    tar_of(&root, &dir.join("bb.tar"))
-}
-
 /// berthd with the busybox image imported as `e2e-busybox` (CMD sh).
 fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
     let t = tools()?;
@@ -59,56 +37,6 @@ fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
         &["import", "--change", "CMD [\"sh\"]", tar.to_str().unwrap(), IMAGE],
     );
     Some((t, d, dir))
-}
-
-/// Removes every container of the daemon (force), so no shim or mount outlives a test.
-struct Cleanup {
-    docker: PathBuf,
-    host: String,
-}
-
-impl Cleanup {
-    fn new(t: &Tools, d: &Daemon) -> Cleanup {
-        Cleanup {
-            docker: t.docker.clone(),
-            host: format!("unix://{}", d.sock.display()),
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        let o = Command::new(&self.docker)
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .stdin(Stdio::null())
-            .output();
-        o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for id in self.docker(&["ps", "-aq"]).split_whitespace() {
-            self.docker(&["rm", "-f", id]);
-        }
-    }
-}
-
-fn code(t: &Tools, d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let o = run_cli(&t.docker, d, args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn inspect(t: &Tools, d: &Daemon, id: &str, fmt: &str) -> String {
@@ -385,11 +313,16 @@ fn limits_and_security_seen_from_inside() {
         ok(&t, &d, &["run", "--rm", "-u", "nobody", IMAGE, "id", "-u"]),
         "65534\n"
     );
-    // Only loopback: the default network is none until bridges exist, and the CLI says so.
+    // The default bridge: an interface of its own; `--network none` keeps loopback only.
     let (c, out, err) = code(&t, &d, &["run", "--rm", IMAGE, "sh", "-c", "ls /sys/class/net"]);
-    assert_eq!(c, 0);
-    assert_eq!(out, "lo\n");
-    assert!(err.contains("--network none"), "{err}");
+    assert_eq!((c, out.as_str()), (0, "eth0\nlo\n"), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let (c, out, err) = code(
+        &t,
+        &d,
+        &["run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net"],
+    );
+    assert_eq!((c, out.as_str()), (0, "lo\n"), "{err}");
     let (c, out, _) = code(
         &t,
         &d,
@@ -739,7 +672,6 @@ fn the_berth_cli_runs_containers() {
     );
     let (c, out, err) = code_with(&b, &d, &["run", "--rm", "bb-berth", "echo", "hello"]);
     assert_eq!((c, out.as_str()), (0, "hello\n"), "{err}");
-    assert!(err.contains("WARNING: berth has no bridge network yet"), "{err}");
     assert_eq!(code_with(&b, &d, &["run", "bb-berth", "sh", "-c", "exit 3"]).0, 3);
     let (c, _, err) = code_with(&b, &d, &["run", "--rm", "bb-berth", "nope"]);
     assert_eq!(c, 127, "{err}");

@@ -1,0 +1,456 @@
+//! Networks through berthd, end to end, with the unmodified docker CLI (and berth's own for some
+//! flows): the default bridge (an address of the daemon's subnet, a server on the host side of the
+//! bridge reached), published ports reached from the host on loopback, a port already taken
+//! refused with nothing left, user-defined networks whose containers ping and resolve each other
+//! by name and alias, connect and disconnect of a running container, berthd restarted with a
+//! published port, and at the end no veth, namespace file or port rule left.
+//!
+//! Traffic goes only to 127.0.0.1 and to addresses of bridges and namespaces the test's own
+//! daemon made. Each test's daemon has its own bridge, subnet and nftables table (see `Daemon`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use berth_e2e::daemon::*;
+
+const IMAGE: &str = "e2e-net-busybox";
+
+/// berthd with busybox imported, and a page for httpd at /www/index.html.
+fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
+    let t = tools()?;
+    if berth_e2e::which("nft").is_none() || berth_e2e::which("ip").is_none() {
+        eprintln!("skipped: nft and ip are needed (apt-get install nftables iproute2)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&t, dir.path());
+    let tar = busybox_tar(dir.path());
+    ok(
+        &t,
+        &d,
+        &["import", "--change", "CMD [\"sh\"]", tar.to_str().unwrap(), IMAGE],
+    );
+    Some((t, d, dir))
+}
+
+/// An HTTP GET of `/` on 127.0.0.1:`port`, the body.
+fn get(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
+}
+
+/// Starts busybox httpd serving `text` on port 80 of a detached container; its name.
+fn web(t: &Tools, d: &Daemon, name: &str, text: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    let script = format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+    args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+    ok(t, d, &args);
+    name.to_string()
+}
+
+fn published(t: &Tools, d: &Daemon, name: &str, port: &str) -> u16 {
+    let line = ok(t, d, &["port", name, port]);
+    let first = line.lines().next().unwrap_or_default();
+    first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no published port in {line:?}"))
+}
+
+/// The ports of bridge `b` (its veths), from sysfs.
+fn bridge_ports(b: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{b}/brif"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn netns_files(d: &Daemon) -> usize {
+    std::fs::read_dir(d.dir.join("exec/netns"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+fn port_rules(d: &Daemon) -> String {
+    let o = std::process::Command::new("nft")
+        .args(["list", "chain", "inet", &d.net, "ports"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("dnat"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Nothing of a container is left: no veth on the daemon's bridges, no namespace file, no rule.
+fn nothing_left(d: &Daemon) {
+    wait_for("the interfaces to go", Duration::from_secs(10), || {
+        d.bridges().iter().all(|b| bridge_ports(b).is_empty()) && netns_files(d) == 0
+    });
+    assert_eq!(port_rules(d), "", "port rules left");
+}
+
+#[test]
+fn the_default_bridge_gives_an_address_and_reaches_the_host_side() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    // A server on the host side of the bridge (the daemon's own gateway address).
+    let gw = d.gateway().to_string();
+    let l = TcpListener::bind((gw.as_str(), 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nhost-side\r\n")
+            .unwrap();
+    });
+    let prefix = gw.rsplit_once('.').unwrap().0.to_string();
+    let script = format!(
+        "ip -4 -o addr show eth0; ip route; wget -qO- http://{gw}:{port}/; cat /etc/hosts; cat /etc/resolv.conf"
+    );
+    let out = ok(&t, &d, &["run", "--rm", IMAGE, "sh", "-c", &script]);
+    server.join().unwrap();
+    assert!(out.contains(&format!("inet {prefix}.")), "{out}");
+    assert!(out.contains(&format!("default via {gw} dev eth0")), "{out}");
+    assert!(out.contains("host-side"), "{out}");
+    assert!(
+        !out.contains("nameserver 127.0.0.11"),
+        "the default bridge has no embedded DNS: {out}"
+    );
+    // inspect while running: the address, gateway and MAC as docker shows them.
+    ok(&t, &d, &["run", "-d", "--name", "idle", IMAGE, "sleep", "300"]);
+    let ip = ok(&t, &d, &["inspect", "-f", "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.Networks.bridge.MacAddress}}", "idle"]);
+    let f: Vec<&str> = ip.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{ip}");
+    assert!(f[0].starts_with(&format!("{prefix}.")), "{ip}");
+    assert_eq!(f[1], gw);
+    assert!(f[2].starts_with("02:42:"), "{ip}");
+    let bridged = ok(
+        &t,
+        &d,
+        &["network", "inspect", "-f", "{{len .Containers}}", "bridge"],
+    );
+    assert_eq!(bridged.trim(), "1");
+    ok(&t, &d, &["rm", "-f", "idle"]);
+    nothing_left(&d);
+    assert_eq!(
+        ok(
+            &t,
+            &d,
+            &["network", "inspect", "-f", "{{len .Containers}}", "bridge"]
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn published_ports_are_reached_from_the_host_and_a_taken_port_is_refused() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let fixed = free_port();
+    web(&t, &d, "w1", "page-one", &["-p", &format!("{fixed}:80")]);
+    web(
+        &t,
+        &d,
+        "w2",
+        "page-two",
+        &["-p", "127.0.0.1::80", "--expose", "443"],
+    );
+    let auto = published(&t, &d, "w2", "80");
+    // Both on loopback: a fixed port on every address, a free one on 127.0.0.1.
+    wait_for("httpd", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", fixed)).is_ok_and(|_| get(fixed).contains("page-one"))
+    });
+    assert_eq!(get(auto).trim(), "page-two");
+    assert_eq!(
+        ok(&t, &d, &["port", "w1"]).trim(),
+        format!("80/tcp -> 0.0.0.0:{fixed}")
+    );
+    let ps = ok(
+        &t,
+        &d,
+        &["ps", "--format", "{{.Names}} {{.Ports}}", "--filter", "name=w2"],
+    );
+    // docker's CLI lists unpublished ports before mappings to another port number.
+    assert_eq!(ps.trim(), format!("w2 443/tcp, 127.0.0.1:{auto}->80/tcp"));
+    // One container reaches another's published port through the host's address (hairpin on the bridge).
+    let gw = d.gateway().to_string();
+    let via = ok(
+        &t,
+        &d,
+        &["exec", "w2", "wget", "-qO-", &format!("http://{gw}:{fixed}/")],
+    );
+    assert_eq!(via.trim(), "page-one");
+    // A port someone else holds: docker's message, no container left running, no rule.
+    let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let (c, _, err) = code(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "w3",
+            "-p",
+            &format!("127.0.0.1:{busy}:80"),
+            IMAGE,
+            "sleep",
+            "100",
+        ],
+    );
+    assert_ne!(c, 0);
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(
+        !port_rules(&d).contains(&format!("dport {busy} ")),
+        "{}",
+        port_rules(&d)
+    );
+    // Another container asking a port one of ours has: dockerd's "already allocated".
+    let (c, _, err) = code(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "w4",
+            "-p",
+            &format!("{fixed}:80"),
+            IMAGE,
+            "sleep",
+            "100",
+        ],
+    );
+    assert_ne!(c, 0);
+    assert!(err.contains("port is already allocated"), "{err}");
+    drop(holder);
+    // A bad spec is the CLI's error.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "-p", "80:99999", IMAGE, "true"]);
+    assert_eq!(c, 125, "{err}");
+    // -P: the exposed ports on free host ports.
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "w5",
+            "-P",
+            "--expose",
+            "80",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo all > /i.html && exec httpd -f -p 80 -h /",
+        ],
+    );
+    let p5 = published(&t, &d, "w5", "80/tcp");
+    wait_for("httpd -P", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", p5)).is_ok()
+    });
+    for n in ["w1", "w2", "w3", "w4", "w5"] {
+        let _ = run_cli(&t.docker, &d, &["rm", "-f", n]);
+    }
+    nothing_left(&d);
+    assert!(
+        TcpStream::connect(("127.0.0.1", fixed)).is_err(),
+        "the port is released"
+    );
+}
+
+#[test]
+fn user_networks_resolve_names_and_connect_running_containers() {
+    let Some((t, d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let b = berth_e2e::built_in("debug", "berth");
+    // The subnet: a /24 next to the daemon's own bridge one.
+    let base = d.gateway().rsplit_once('.').unwrap().0.to_string();
+    let (a, bb) = base.rsplit_once('.').unwrap();
+    let subnet = format!("{a}.{}.0/24", (bb.parse::<u32>().unwrap() + 128) % 256);
+    let net = ok(
+        &t,
+        &d,
+        &[
+            "network", "create", "--subnet", &subnet, "--label", "e2e=1", "e2enet",
+        ],
+    )
+    .trim()
+    .to_string();
+    assert_eq!(net.len(), 64);
+    let (c, _, err) = code(&t, &d, &["network", "create", "--subnet", &subnet, "clash"]);
+    assert_ne!(c, 0);
+    assert!(
+        err.contains("Pool overlaps with other one on this address space"),
+        "{err}"
+    );
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--network",
+            "e2enet",
+            "--network-alias",
+            "database",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    // By name, by alias, through the embedded DNS; ping works; the resolver is 127.0.0.11.
+    let out = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "e2enet",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; nslookup database 127.0.0.11; ping -c1 -W2 db",
+        ],
+    );
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    let db_ip = ok(
+        &t,
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.e2enet.IPAddress}}",
+            "db",
+        ],
+    )
+    .trim()
+    .to_string();
+    assert!(out.contains(&format!("Address: {db_ip}")), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    // The same through berth's CLI, with a fixed address.
+    let fixed = format!("{}.77", subnet.rsplit_once('.').unwrap().0);
+    let out = ok_with(
+        &b,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "e2enet",
+            "--ip",
+            &fixed,
+            IMAGE,
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0; ping -c1 -W2 database",
+        ],
+    );
+    assert!(out.contains(&format!("inet {fixed}/24")), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    // The default bridge does not resolve container names.
+    let (c, _, _) = code(&t, &d, &["run", "--rm", IMAGE, "nslookup", "db"]);
+    assert_ne!(c, 0);
+    // A running container on the default bridge connected to the network, then disconnected.
+    ok(&t, &d, &["run", "-d", "--name", "app", IMAGE, "sleep", "300"]);
+    ok(
+        &t,
+        &d,
+        &["network", "connect", "--alias", "application", "e2enet", "app"],
+    );
+    let ifs = ok(&t, &d, &["exec", "app", "ls", "/sys/class/net"]);
+    assert_eq!(ifs, "eth0\neth1\nlo\n");
+    let out = ok(&t, &d, &["exec", "db", "ping", "-c1", "-W2", "application"]);
+    assert!(out.contains("1 packets received"), "{out}");
+    assert_eq!(
+        ok(
+            &t,
+            &d,
+            &["network", "inspect", "-f", "{{len .Containers}}", "e2enet"]
+        )
+        .trim(),
+        "2"
+    );
+    let (c, _, err) = code(&t, &d, &["network", "rm", "e2enet"]);
+    assert_ne!(c, 0);
+    assert!(err.contains("has active endpoints"), "{err}");
+    ok(&t, &d, &["network", "disconnect", "e2enet", "app"]);
+    assert_eq!(ok(&t, &d, &["exec", "app", "ls", "/sys/class/net"]), "eth0\nlo\n");
+    let ls = ok_with(
+        &b,
+        &d,
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "label=e2e=1",
+            "--format",
+            "{{.Name}} {{.Driver}}",
+        ],
+    );
+    assert_eq!(ls.trim(), "e2enet bridge");
+    for n in ["db", "app"] {
+        ok(&t, &d, &["rm", "-f", n]);
+    }
+    ok(&t, &d, &["network", "rm", "e2enet"]);
+    assert!(
+        !Path::new(&format!("/sys/class/net/br-{}", &net[..12])).exists(),
+        "the bridge is gone"
+    );
+    nothing_left(&d);
+}
+
+#[test]
+fn published_ports_survive_a_daemon_restart_and_go_with_the_container() {
+    let Some((t, mut d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    let port = free_port();
+    web(
+        &t,
+        &d,
+        "keep",
+        "still-here",
+        &["-p", &format!("127.0.0.1:{port}:80")],
+    );
+    wait_for("httpd", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok_and(|_| get(port).contains("still-here"))
+    });
+    d.restart();
+    assert_eq!(get(port).trim(), "still-here");
+    assert_eq!(
+        ok(&t, &d, &["port", "keep", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    // While berthd is away the container ends: on the next start its address and port are freed.
+    let pid = ok(&t, &d, &["inspect", "-f", "{{.State.Pid}}", "keep"])
+        .trim()
+        .to_string();
+    d.proc.kill();
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+    d.restart();
+    wait_for("the end to be noticed", Duration::from_secs(20), || {
+        ok(&t, &d, &["inspect", "-f", "{{.State.Running}}", "keep"]).trim() == "false"
+    });
+    nothing_left(&d);
+    ok(&t, &d, &["rm", "keep"]);
+}
