@@ -3,7 +3,8 @@
 # everything down again:
 #   registry  Debian's docker-registry on 127.0.0.1:<free port>, plain HTTP, holding the busybox image
 #             that images/build.sh writes (the only image source: no Docker Hub, no unqualified names)
-#   berth     target/release/berthd (berth-shim and berth-runtime next to it) on $W/berth.sock
+#   berth     target/release/berthd (berth-shim and berth-runtime next to it) on $W/berth.sock, with a
+#             default bridge and nftables table of its own (bbench<pid>, 10.198.x.0/24)
 #   docker    dockerd on $W/docker.sock with the containerd it starts itself (under $W/docker-exec),
 #             no bridge, no iptables, runtimes runc (its default) and crun
 #   podman    podman with --root/--runroot/--tmpdir under $W, cgroupfs, events to a file (no daemon)
@@ -156,9 +157,14 @@ bench_mount_hugetlb() {
 }
 
 # --- engines: each bench_start_* starts one and pulls $IMAGE into it ------------------------------------
+# berthd's default bridge and nftables table for the benchmarks: their own, so that a berthd the user
+# runs (berth0, table inet berth) is never touched; removed by bench_cleanup.
+BENCH_NET=bbench$$
+BENCH_BIP=${BENCH_BIP:-10.198.$(($$ % 250)).1/24}
 bench_start_berthd() { # sets BERTH (the CLI against it)
   "$BERTHD" -H "unix://$W/berth.sock" --data-root "$W/berth-data" --exec-root "$W/berth-exec" \
-    --pidfile "$W/berthd.pid" > "$W/berthd.log" 2>&1 &
+    --pidfile "$W/berthd.pid" --bridge "${BENCH_NET:0:15}" --firewall-table "$BENCH_NET" --bip "$BENCH_BIP" \
+    > "$W/berthd.log" 2>&1 &
   BERTHD_PID=$!
   BERTH=("$BERTH_CLI" -H "unix://$W/berth.sock")
   wait_for 30 "${BERTH[@]}" version || { tail -20 "$W/berthd.log" >&2; die "berthd did not start (log above)"; }
@@ -245,12 +251,21 @@ bench_remove_containers() { # every container and image in the private stores
 }
 
 bench_cleanup() {
-  local rc=$? m p
+  local rc=$? m p b
   trap - EXIT INT TERM
   set +e
   bench_remove_containers
   stop_pid dockerd "$DOCKERD_PID"
   stop_pid berthd "$BERTHD_PID"
+  if [ -n "$BERTHD_PID" ]; then   # berthd's bridges (the default one and any user network's) and table
+    ip link del "${BENCH_NET:0:15}" 2>/dev/null
+    for p in "$W"/berth-data/network/*.json; do
+      [ -e "$p" ] || continue
+      b=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bridge", ""))' "$p")
+      [ -z "$b" ] || [ "$b" = "${BENCH_NET:0:15}" ] || ip link del "$b" 2>/dev/null
+    done
+    nft delete table inet "$BENCH_NET" 2>/dev/null
+  fi
   stop_pid containerd "$CTRD_PID"
   stop_pid docker-registry "$REG_PID"
   if [ -n "$W" ]; then
