@@ -513,12 +513,18 @@ pub fn inspect_objects(
 }
 
 pub fn fetch_image(ctx: &Ctx, name: &str, generic: bool) -> std::result::Result<String, String> {
-    match ctx.api.request(
-        "GET",
-        &format!("/images/{}/json", path_escape(name)),
-        &[],
-        Body::Empty,
-    ) {
+    fetch_raw(ctx, &format!("/images/{}/json", path_escape(name)), name, generic)
+}
+
+/// `GET /networks/{name}` or `/volumes/{name}`.
+fn fetch_object(ctx: &Ctx, what: &str, name: &str, generic: bool) -> std::result::Result<String, String> {
+    fetch_raw(ctx, &format!("/{what}/{}", path_escape(name)), name, generic)
+}
+
+/// The raw JSON of an object; a missing one is the daemon's message, or docker's "No such
+/// object" in a lookup of any type.
+fn fetch_raw(ctx: &Ctx, path: &str, name: &str, generic: bool) -> std::result::Result<String, String> {
+    match ctx.api.request("GET", path, &[], Body::Empty) {
         Ok(r) => r
             .bytes()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -547,10 +553,10 @@ fn run_image_inspect(ctx: &Ctx, p: &Parsed) -> Result {
 fn run_inspect(ctx: &Ctx, p: &Parsed) -> Result {
     let kind = p.value("type").unwrap_or("");
     match kind {
-        "" | "image" | "container" => {}
-        t @ ("network" | "volume" | "node" | "service" | "task" | "plugin" | "secret" | "config") => {
+        "" | "image" | "container" | "network" | "volume" => {}
+        t @ ("node" | "service" | "task" | "plugin" | "secret" | "config") => {
             return Err(fail(format!(
-                "berth: inspecting {t} objects is not implemented yet"
+                "berth has no {t} objects: swarm and plugins are not supported"
             )))
         }
         t => return Err(fail(format!("{t:?} is not a valid value for --type"))),
@@ -560,11 +566,16 @@ fn run_inspect(ctx: &Ctx, p: &Parsed) -> Result {
     let size = p.bool("size");
     let get = |n: &str| -> std::result::Result<String, String> {
         use crate::commands::container::inspect::{fetch_container, Found};
-        if kind == "image" {
-            if size {
-                eprintln!("WARNING: --size ignored for image");
+        match kind {
+            "image" => {
+                if size {
+                    eprintln!("WARNING: --size ignored for image");
+                }
+                return fetch_image(ctx, n, false);
             }
-            return fetch_image(ctx, n, false);
+            "network" => return fetch_object(ctx, "networks", n, false),
+            "volume" => return fetch_object(ctx, "volumes", n, false),
+            _ => {}
         }
         match fetch_container(ctx, n, size) {
             Found::Yes(raw) => return Ok(raw),
@@ -572,9 +583,15 @@ fn run_inspect(ctx: &Ctx, p: &Parsed) -> Result {
             Found::No(e) if kind == "container" => return Err(e),
             Found::No(_) => {}
         }
-        let r = fetch_image(ctx, n, true);
+        let mut r = fetch_image(ctx, n, true);
         if r.is_ok() && size {
             eprintln!("WARNING: --size ignored for image");
+        }
+        // docker's order: container, image, network, volume.
+        for what in ["networks", "volumes"] {
+            if r.as_ref().is_err_and(|e| e.starts_with("Error: No such object")) {
+                r = fetch_object(ctx, what, n, true);
+            }
         }
         r
     };
@@ -992,12 +1009,32 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
             json_response(404, r#"{"message":"No such container: nope"}"#),
             json_response(404, r#"{"message":"No such image: nope:latest"}"#),
+            json_response(404, r#"{"message":"network nope not found"}"#),
+            json_response(404, r#"{"message":"get nope: no such volume"}"#),
         ]);
         let (ctx, out) = testutil::ctx(&server, "", testutil::temp_path("cfg"));
         let err = testutil::run(&INSPECT, &ctx, &["-f", "{{.Id}}", "nope"]).unwrap_err();
         assert_eq!(err.message, "Error: No such object: nope");
         assert_eq!(out.text(), "\n");
-        server.finish();
+        let reqs = server.finish();
+        assert_eq!(reqs[3].target, "/v1.44/networks/nope");
+        assert_eq!(reqs[4].target, "/v1.44/volumes/nope");
+
+        // A network found by the generic lookup, and --type network.
+        let server = Server::start(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
+            json_response(404, r#"{"message":"No such container: web"}"#),
+            json_response(404, r#"{"message":"No such image: web:latest"}"#),
+            json_response(200, r#"{"Name":"web","Driver":"bridge"}"#),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
+            json_response(200, r#"{"Name":"web","Driver":"bridge"}"#),
+        ]);
+        let (ctx, out) = testutil::ctx(&server, "", testutil::temp_path("cfg"));
+        testutil::run(&INSPECT, &ctx, &["-f", "{{.Driver}}", "web"]).unwrap();
+        testutil::run(&INSPECT, &ctx, &["--type", "network", "-f", "{{.Name}}", "web"]).unwrap();
+        assert_eq!(out.text(), "bridge\nweb\n");
+        let reqs = server.finish();
+        assert_eq!(reqs[5].target, "/v1.44/networks/web");
 
         let server = Server::start(vec![
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".into(),
