@@ -189,6 +189,9 @@ impl Daemon {
                 "--bip",
                 &self.bip,
             ])
+            // Daemons of tests running side by side: none may guard forwarding against the
+            // others' bridges (.ci/run turns IPv4 forwarding on for the suite).
+            .arg("--ip-forward=false")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

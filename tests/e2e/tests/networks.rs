@@ -123,7 +123,29 @@ fn the_default_bridge_gives_an_address_and_reaches_the_host_side() {
     let script = format!(
         "ip -4 -o addr show eth0; ip route; wget -qO- http://{gw}:{port}/; cat /etc/hosts; cat /etc/resolv.conf"
     );
-    let out = ok(&t, &d, &["run", "--rm", IMAGE, "sh", "-c", &script]);
+    let out = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--add-host",
+            "db.lan:10.1.2.3",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "10.9.9.9",
+            "--dns-search",
+            "lan",
+            IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(out.contains("10.1.2.3\tdb.lan\n"), "{out}");
+    assert!(out.contains(&format!("{gw}\tgw\n")), "{out}");
+    assert!(out.contains("nameserver 10.9.9.9\nsearch lan\n"), "{out}");
     server.join().unwrap();
     assert!(out.contains(&format!("inet {prefix}.")), "{out}");
     assert!(out.contains(&format!("default via {gw} dev eth0")), "{out}");
@@ -368,6 +390,25 @@ fn user_networks_resolve_names_and_connect_running_containers() {
     );
     assert!(out.contains(&format!("inet {fixed}/24")), "{out}");
     assert!(out.contains("1 packets received"), "{out}");
+    // Another container's namespace: the same interface and address.
+    let out = ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:db",
+            IMAGE,
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(out.contains(&format!("inet {db_ip}/24")), "{out}");
     // The default bridge does not resolve container names.
     let (c, _, _) = code(&t, &d, &["run", "--rm", IMAGE, "nslookup", "db"]);
     assert_ne!(c, 0);

@@ -530,8 +530,8 @@ impl NetworkService {
         Ok((n, cfg))
     }
 
-    /// After the containers were restored: endpoints of containers no longer running are released,
-    /// namespace files of no running container removed, ports of running ones held again.
+    /// After the containers were restored: endpoints of containers no longer running are released
+    /// (their ports too), namespace files of no running container removed, the rules written again.
     /// `running` answers for a full container ID or a 12-digit prefix (a namespace file's name).
     pub fn reconcile(&self, running: &dyn Fn(&str) -> bool) {
         let stale: Vec<(String, String)> = {
@@ -546,20 +546,7 @@ impl NetworkService {
             self.release_on(&nid, &c);
         }
         {
-            let mut st = self.lock();
-            let holds: Vec<(String, String, Ipv4Addr, Vec<PortMap>)> = st
-                .nets
-                .values()
-                .flat_map(|n| {
-                    n.endpoints
-                        .iter()
-                        .filter(|(_, a)| !a.ports.is_empty())
-                        .map(move |(c, a)| (c.clone(), n.bridge.clone(), a.ip, a.ports.clone()))
-                })
-                .collect();
-            for (c, bridge, ip, maps) in holds {
-                st.ports.restore(&c, &bridge, ip, &maps);
-            }
+            let st = self.lock();
             if let Err(e) = self.sync_firewall(&st) {
                 eprintln!("berthd: {e}");
             }

@@ -328,17 +328,33 @@ impl NetworkService {
                 Err(e) => eprintln!("berthd: skip the network record {}: {e}", p.display()),
             }
         }
-        let forward_guard = settings.ip_forward
-            && settings.firewall
-            && dp
+        // The ports of containers that were running: held again before the first rules are
+        // written, so a restart of berthd never drops a published port (`reconcile` then releases
+        // those of containers that ended meanwhile).
+        let mut held = ports::Table::default();
+        for n in nets.values() {
+            for (c, a) in n.endpoints.iter().filter(|(_, a)| !a.ports.is_empty()) {
+                held.restore(c, &n.bridge, a.ip, &a.ports);
+            }
+        }
+        // Whether berthd turned IPv4 forwarding on (now or before a restart: a marker file says so),
+        // in which case the firewall drops forwarding that berth's bridges have no part in.
+        let marker = settings.data.join("ip_forward-enabled-by-berthd");
+        let forward_guard = settings.ip_forward && settings.firewall && {
+            let turned_on = dp
                 .enable_forwarding()
                 .map_err(|e| internal(format!("enable IPv4 forwarding: {e}")))?;
+            if turned_on {
+                std::fs::write(&marker, b"").map_err(internal)?;
+            }
+            marker.exists()
+        };
         let svc = Arc::new(NetworkService {
             settings,
             dp,
             state: Mutex::new(State {
                 nets,
-                ports: ports::Table::default(),
+                ports: held,
                 forward_guard,
             }),
             events,
