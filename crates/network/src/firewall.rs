@@ -100,7 +100,7 @@ pub enum FirewallError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} -j -f -: {status}: {stderr}", nft.display())]
+    #[error("{} -j -f /proc/self/fd/0: {status}: {stderr}", nft.display())]
     Failed {
         nft: PathBuf,
         status: ExitStatus,
@@ -479,10 +479,11 @@ fn to_json(objects: Vec<NfObject<'static>>) -> serde_json::Value {
     serde_json::to_value(&doc).expect("an nftables document is plain JSON")
 }
 
-/// Runs `nft -j -f -` with the document on stdin; the error names nft's stderr.
+/// Runs `nft -j -f /proc/self/fd/0` with the document on stdin (not `-f -`: nft opens `/dev/stdin`
+/// for that, which minimal systems lack); the error names nft's stderr.
 pub fn apply(nft: &Path, doc: &serde_json::Value) -> Result<(), FirewallError> {
     let mut child = Command::new(nft)
-        .args(["-j", "-f", "-"])
+        .args(["-j", "-f", "/proc/self/fd/0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -221,7 +221,10 @@ fn nfts_refusal_is_the_error_and_changes_nothing() {
     };
     assert!(mixed.check().is_err());
     let err = ns.apply(&mixed.document()).unwrap_err().to_string();
-    assert!(err.starts_with("nft -j -f -: exit status: 1: "), "{err}");
+    assert!(
+        err.starts_with("nft -j -f /proc/self/fd/0: exit status: 1: "),
+        "{err}"
+    );
     assert!(err.contains("conflicting protocols"), "{err}");
     assert_eq!(listed_rules(&ns).unwrap(), before);
 }

@@ -371,7 +371,7 @@ fn apply_feeds_the_document_to_nft_json_from_stdin() {
     let got: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(got, doc);
     let args = std::fs::read_to_string(dir.path().join("got.args")).unwrap();
-    assert_eq!(args.trim(), "-j -f -");
+    assert_eq!(args.trim(), "-j -f /proc/self/fd/0");
 }
 
 #[test]
@@ -384,7 +384,10 @@ fn apply_names_nfts_complaint() {
     let err = apply_retrying(&nft, &Firewall::teardown("berth")).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.starts_with(&format!("{} -j -f -: exit status: 1: ", nft.display())),
+        msg.starts_with(&format!(
+            "{} -j -f /proc/self/fd/0: exit status: 1: ",
+            nft.display()
+        )),
         "{msg}"
     );
     assert!(
