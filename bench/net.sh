@@ -10,7 +10,10 @@
 # dockerd and podman run in a network namespace the bench makes (berthbench-<pid>): the same kernel
 # paths (veth, bridge, netfilter), but their bridges and firewall rules (DOCKER chains, the FORWARD
 # policy, netavark's chains) stay off the host and go with that namespace at the end. berthd runs on the
-# host with a bridge and table of its own. Their loopback clients run in their own namespace.
+# host with a bridge and table of its own. Their loopback clients run in their own namespace (podman's
+# command lines start with nsenter --net, an exec more: about a millisecond). Where the host has
+# nftables tables of its own (another berthd's, a firewall), berth's packets pass their hooks too, and
+# docker's and podman's do not: compare with `nft list tables` in mind.
 # Two measures:
 #   1. `run --rm IMAGE true`: hyperfine warms each engine up with 2 runs and times RUNS runs; prints
 #      each median, mean, min, max, the ratios berth/each (medians) and the targets: berth at most
