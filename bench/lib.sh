@@ -8,6 +8,14 @@
 #   docker    dockerd on $W/docker.sock with the containerd it starts itself (under $W/docker-exec),
 #             no bridge, no iptables, runtimes runc (its default) and crun
 #   podman    podman with --root/--runroot/--tmpdir under $W, cgroupfs, events to a file (no daemon)
+#   netns     after bench_netns (bench/net.sh), dockerd and podman run in a network namespace of the
+#             bench's own (berthbench-<pid>) with their default networks instead: dockerd with its
+#             bridge (docker0, 10.197.0.1/24), iptables rules and docker-proxy, podman with its default
+#             network (netavark); their bridges, veths and firewall rules stay in that namespace and go
+#             with it at the end, the host's are never touched. Their CLIs reach them as before (the
+#             daemon's unix socket; podman runs under nsenter --net). The registry on the host's
+#             loopback is out of their reach there: they load the same image from a docker-archive
+#             that skopeo writes from it, under the same name
 #   ctr       a containerd of its own (root, state, socket under $W), namespace "bench", runc
 # The caller sets BENCH (its name, for messages), sources this file, calls bench_init, then the
 # bench_start_* functions it needs; the EXIT trap (bench_cleanup) removes the containers and images,
@@ -23,6 +31,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KEEP=${KEEP:-0}
 W=
 REG_PID= BERTHD_PID= DOCKERD_PID= CTRD_PID=
+BENCH_NETNS= IN_NETNS=()
 MOUNTED_HUGETLB=0
 BERTH=() DOCKER=() PODMAN=() PODMAN_RUN=() CTR=()
 IMAGE=
@@ -110,8 +119,10 @@ bench_init() { # installs what is missing, builds berth, makes $W, the image and
 
   say "building berth (release)"
   (cd "$REPO" && cargo build --release -p berth-daemon -p berth-cli -p berth-shim -p berth-runtime-cli >&2)
-  BERTHD=$REPO/target/release/berthd
-  BERTH_CLI=$REPO/target/release/berth
+  local target=${CARGO_TARGET_DIR:-target}
+  case $target in /*) ;; *) target=$REPO/$target ;; esac
+  BERTHD=$target/release/berthd
+  BERTH_CLI=$target/release/berth
 
   W=$(mktemp -d "/tmp/berth-bench-$BENCH.XXXXXX")
   chmod 711 "$W"
@@ -156,6 +167,24 @@ bench_mount_hugetlb() {
   local c; for c in "${CGROUP_NAMES[@]}"; do NEW_CGROUPS+=("/sys/fs/cgroup/hugetlb/$c"); done
 }
 
+# The network namespace that dockerd and podman then run in with their default networks (see the header).
+# No firewalld may run: dockerd and netavark would hand it their rules over D-Bus, and firewalld works on
+# the host's namespace.
+BENCH_NETNS_BIP=${BENCH_NETNS_BIP:-10.197.0.1/24}
+bench_netns() { # sets BENCH_NETNS and IN_NETNS (the command prefix that runs a command in it)
+  ! pgrep -x firewalld >/dev/null || die "firewalld runs here: dockerd and netavark would add their rules to the host's"
+  [ -e /run/xtables.lock ] || NEW_HOST_PATHS+=(/run/xtables.lock)   # iptables' lock, in the host's /run
+  ip netns add "berthbench-$$" || die "ip netns add berthbench-$$ failed"
+  BENCH_NETNS=berthbench-$$
+  IN_NETNS=(nsenter "--net=/run/netns/$BENCH_NETNS")
+  ip -n "$BENCH_NETNS" link set lo up
+  skopeo copy -q "oci:$W/images/busybox:latest" "docker-archive:$W/busybox.tar:$IMAGE" >&2
+}
+
+bench_load_image() { # cli...: loads $IMAGE from the archive bench_netns wrote (docker and podman)
+  "$@" load -q -i "$W/busybox.tar" >/dev/null
+}
+
 # --- engines: each bench_start_* starts one and pulls $IMAGE into it ------------------------------------
 # berthd's default bridge and nftables table for the benchmarks: their own, so that a berthd the user
 # runs (berth0, table inet berth) is never touched; removed by bench_cleanup.
@@ -175,14 +204,15 @@ bench_start_dockerd() { # sets DOCKER; dockerd starts its own containerd (under 
   cat > "$W/daemon.json" <<EOF
 {"deprecated-key-path": "$W/docker-key.json"}
 EOF
-  dockerd -H "unix://$W/docker.sock" --data-root "$W/docker-data" --exec-root "$W/docker-exec" \
-    --pidfile "$W/docker.pid" --config-file "$W/daemon.json" --bridge=none --iptables=false \
-    --ip6tables=false --ip-forward=false --ip-masq=false --add-runtime "crun=$(command -v crun)" \
-    > "$W/dockerd.log" 2>&1 &
+  local net=(--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false)
+  [ -z "$BENCH_NETNS" ] || net=(--bip "$BENCH_NETNS_BIP")   # its defaults, in the bench's namespace
+  "${IN_NETNS[@]}" dockerd -H "unix://$W/docker.sock" --data-root "$W/docker-data" \
+    --exec-root "$W/docker-exec" --pidfile "$W/docker.pid" --config-file "$W/daemon.json" "${net[@]}" \
+    --add-runtime "crun=$(command -v crun)" > "$W/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   DOCKER=("$DOCKER_CLI" -H "unix://$W/docker.sock")
   wait_for 60 "${DOCKER[@]}" version || { tail -20 "$W/dockerd.log" >&2; die "dockerd did not start (log above)"; }
-  "${DOCKER[@]}" pull -q "$IMAGE" >/dev/null
+  if [ -n "$BENCH_NETNS" ]; then bench_load_image "${DOCKER[@]}"; else "${DOCKER[@]}" pull -q "$IMAGE" >/dev/null; fi
 }
 
 dockerd_containerd_pid() { pgrep -P "$DOCKERD_PID" -x containerd | head -1; }
@@ -213,7 +243,7 @@ EOF
 
 bench_podman() { # sets PODMAN and PODMAN_RUN (the flags every podman run needs here)
   mkdir -p "$W/podman-net"
-  PODMAN=(podman --root "$W/podman-root" --runroot "$W/podman-run" --tmpdir "$W/podman-tmp"
+  PODMAN=("${IN_NETNS[@]}" podman --root "$W/podman-root" --runroot "$W/podman-run" --tmpdir "$W/podman-tmp"
     --cgroup-manager cgroupfs --events-backend file --network-config-dir "$W/podman-net")
   PODMAN_RUN=()
   # Podman asks for nofile and nproc limits above the current hard limits (1048576 and more); without
@@ -223,7 +253,29 @@ bench_podman() { # sets PODMAN and PODMAN_RUN (the flags every podman run needs 
     PODMAN_RUN=(--ulimit "nofile=$n:$n" --ulimit "nproc=$n:$n")
     say "no CAP_SYS_RESOURCE here: podman runs with ${PODMAN_RUN[*]}"
   fi
-  "${PODMAN[@]}" pull -q --tls-verify=false "$IMAGE" >/dev/null
+  if [ -n "$BENCH_NETNS" ]; then bench_load_image "${PODMAN[@]}"
+  else "${PODMAN[@]}" pull -q --tls-verify=false "$IMAGE" >/dev/null; fi
+}
+
+# --- timing (run.sh, net.sh) -------------------------------------------------------------------------
+# The caller fills the associative array CMD (tool -> command line for sh -c) and declares WHY too.
+# bench_time runs each tool's command once: one that fails is left out and WHY[tool] says why (berth
+# must work); then hyperfine warms the others up with 2 runs each and times RUNS runs into $W/run.json.
+bench_time() { # tool...; sets WORKING (the tools timed)
+  local t args=()
+  WORKING=()
+  for t in "$@"; do
+    if sh -c "${CMD[$t]}" > "$W/check-$t.log" 2>&1; then
+      WORKING+=("$t")
+    else
+      WHY[$t]=$(tail -3 "$W/check-$t.log" | tr '\n' ' ')
+      [ "$t" != berth ] || { tail -20 "$W/berthd.log" >&2; die "berth cannot run the image: ${WHY[$t]}"; }
+      say "$t left out: ${WHY[$t]}"
+    fi
+  done
+  for t in "${WORKING[@]}"; do args+=(-n "$t" "${CMD[$t]}"); done
+  say "timing ${WORKING[*]}: 2 warm-up runs and $RUNS timed runs each"
+  hyperfine --warmup 2 --runs "$RUNS" --export-json "$W/run.json" "${args[@]}" >&2
 }
 
 # --- clean-up ---------------------------------------------------------------------------------------
@@ -256,6 +308,11 @@ bench_cleanup() {
   set +e
   bench_remove_containers
   stop_pid dockerd "$DOCKERD_PID"
+  if [ -n "$BENCH_NETNS" ]; then   # its bridges, veths and firewall rules go with it
+    p=$(ip netns pids "$BENCH_NETNS" 2>/dev/null | tr '\n' ' ')
+    [ -z "$p" ] || say "processes left in $BENCH_NETNS: $p(it lives on until they end)"
+    ip netns del "$BENCH_NETNS"
+  fi
   stop_pid berthd "$BERTHD_PID"
   if [ -n "$BERTHD_PID" ]; then   # berthd's bridges (the default one and any user network's) and table
     ip link del "${BENCH_NET:0:15}" 2>/dev/null

@@ -48,23 +48,8 @@ CMD[podman-runc]="$(quote "${PODMAN[@]}")run --rm --network none --runtime runc 
 # A new container ID per run: the PID of the shell hyperfine starts for it.
 CMD[ctr]="$(quote "${CTR[@]}")run --rm $IMG id-\$\$ true"
 
-# One check run each: an engine that cannot run the image is left out (and said why).
-WORKING=()
-for t in "${TOOLS[@]}"; do
-  if sh -c "${CMD[$t]}" > "$W/check-$t.log" 2>&1; then
-    WORKING+=("$t")
-  else
-    WHY[$t]=$(tail -3 "$W/check-$t.log" | tr '\n' ' ')
-    [ "$t" != berth ] || { tail -20 "$W/berthd.log" >&2; die "berth cannot run the image: ${WHY[$t]}"; }
-    say "$t left out: ${WHY[$t]}"
-  fi
-done
-
 # --- timing -----------------------------------------------------------------------------------------
-args=()
-for t in "${WORKING[@]}"; do args+=(-n "$t" "${CMD[$t]}"); done
-say "timing ${WORKING[*]}: 2 warm-up runs and $RUNS timed runs each"
-hyperfine --warmup 2 --runs "$RUNS" --export-json "$W/run.json" "${args[@]}" >&2
+bench_time "${TOOLS[@]}"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report -----------------------------------------------------------------------------------------
@@ -78,31 +63,20 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   for t in "${TOOLS[@]}"; do [ -z "${WHY[$t]:-}" ] || echo "$t not measured: ${WHY[$t]}"; done
   [ ${#PODMAN_RUN[@]} = 0 ] || echo "podman runs with ${PODMAN_RUN[*]} (no CAP_SYS_RESOURCE here)"
 } > "$W/meta.txt"
-python3 - "$W/run.json" "$W/meta.txt" "$RUNS" "$IMAGE" <<'PY'
-import json, statistics, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+python3 - "$W/run.json" "$W/meta.txt" "$RUNS" "$IMAGE" "$REPO/bench" <<'PY'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[5])
+from timing import load, ms, table, targets
+results = load(sys.argv[1])
 meta, runs, image = open(sys.argv[2]).read().splitlines(), sys.argv[3], sys.argv[4]
-ms = lambda s: s * 1000
 print(f"`run --rm {image} true`, networking disabled: {runs} timed runs per engine after 2 warm-up runs")
 for line in meta:
     print("  " + line)
-print(f"{'engine':<12}{'median':>9}{'mean':>9}{'stddev':>9}{'min':>9}{'max':>9}   (ms){'berth/engine':>16}")
-med = {t: r["median"] for t, r in results.items()}
-for t, r in results.items():
-    ratio = f"{med['berth'] / med[t]:>16.2f}" if t != "berth" else ""
-    print(f"{t:<12}{ms(r['median']):>9.1f}{ms(r['mean']):>9.1f}{ms(r['stddev'] or 0):>9.1f}"
-          f"{ms(r['min']):>9.1f}{ms(r['max']):>9.1f}       {ratio}")
+table(results)
 times = sorted(ms(t) for t in results["berth"]["times"])
 print("berth's runs (ms, sorted): " + " ".join(f"{t:.0f}" for t in times))
 slow = sum(t > 2 * times[0] for t in times)
 print(f"  {slow} of {len(times)} over twice its fastest run (a bimodal spread makes the median jump between modes)")
-print("targets (berth's median against each):")
-for other, limit in (("podman-crun", 0.5), ("podman-runc", 0.5), ("docker-runc", 0.3), ("docker-crun", 0.3)):
-    if other not in med:
-        print(f"  berth <= {limit} x {other}: not measured")
-        continue
-    goal = limit * med[other]
-    r = med["berth"] / med[other]
-    verdict = "met" if med["berth"] <= goal else f"NOT met: {ms(med['berth'] - goal):.1f} ms over"
-    print(f"  berth <= {limit} x {other} ({ms(goal):.1f} ms): {r:.2f} x, {verdict}")
+targets(results, (("podman-crun", 0.5), ("podman-runc", 0.5), ("docker-runc", 0.3), ("docker-crun", 0.3)))
 PY

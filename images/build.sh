@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 command -v busybox >/dev/null || { echo "images/build.sh: busybox is missing (apt-get install busybox-static)" >&2; exit 1; }
 cargo rustc -q -p berth-hello --release -- -C target-feature=+crt-static
 cargo build -q -p berth-image --example oci_layout
-LAYOUT=target/debug/examples/oci_layout
+TARGET=${CARGO_TARGET_DIR:-target}
+LAYOUT=$TARGET/debug/examples/oci_layout
 # Created at the commit's time: the same commit builds the same images (same digests).
 BERTH_IMAGE_CREATED=$(date -u -d "@$(git log -1 --format=%ct 2>/dev/null || echo 0)" +%Y-%m-%dT%H:%M:%SZ)
 export BERTH_IMAGE_CREATED
@@ -19,7 +20,7 @@ rm -rf "$OUT/hello-world" "$OUT/busybox"
 mkdir -p "$OUT"
 
 mkdir -p "$WORK/hello"
-cp target/release/hello "$WORK/hello/hello"
+cp "$TARGET/release/hello" "$WORK/hello/hello"
 "$LAYOUT" "$WORK/hello" "$OUT/hello-world" latest /hello
 
 mkdir -p "$WORK/busybox/bin" "$WORK/busybox/etc" "$WORK/busybox/tmp" "$WORK/busybox/root"
