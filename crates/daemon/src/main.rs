@@ -86,13 +86,17 @@ enum Listener {
     Tcp(tokio::net::TcpListener),
 }
 
+/// A socket nobody answers on is stale; one that answers belongs to a running daemon.
+fn in_use(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
 fn bind_unix(path: &Path, group: &str) -> Result<tokio::net::UnixListener, String> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
     }
     if path.exists() {
-        // A socket nobody answers on is stale; one that answers belongs to a running daemon.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if in_use(path) {
             return Err(format!("{} is in use by another daemon", path.display()));
         }
         std::fs::remove_file(path).map_err(|e| format!("remove stale {}: {e}", path.display()))?;
@@ -118,6 +122,15 @@ async fn run(cfg: Config) -> i32 {
 }
 
 async fn serve(cfg: &Config) -> i32 {
+    // Another daemon on one of our sockets: refused before anything (bridges, rules) is touched.
+    for h in &cfg.hosts {
+        if let Listen::Unix(p) = h {
+            if in_use(p) {
+                eprintln!("berthd: {} is in use by another daemon", p.display());
+                return 1;
+            }
+        }
+    }
     let events = Arc::new(Events::new());
     let images = match ImageService::open(
         images::Config {

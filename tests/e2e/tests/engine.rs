@@ -197,6 +197,8 @@ fn two_daemons_side_by_side() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Refused before it touched anything: no default bridge of its own was made.
+    assert!(!b_dir.path().join("data2/network").exists());
     let (code, _) = api(&a.sock, "GET", "/_ping", None).unwrap();
     assert_eq!(code, 200);
 }
