@@ -205,17 +205,9 @@ pub async fn route(
 }
 
 async fn create(svc: Arc<ContainerService>, req: Request<Incoming>, q: &Query) -> Resp {
-    let body = match http::read_body(req.into_body(), 4 << 20).await {
+    let body: Value = match http::read_json(req.into_body(), 4 << 20).await {
         Ok(b) => b,
         Err(r) => return r,
-    };
-    let body: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => return error(400, &format!("invalid JSON: {e}")),
-        }
     };
     let r = CreateRequest {
         name: q.get("name").map(String::from),
@@ -391,17 +383,9 @@ async fn exec_start(svc: Arc<ContainerService>, mut req: Request<Incoming>, id: 
     };
     let upgrade = wants_upgrade(&req);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let body = match http::read_body(req.into_body(), 1 << 20).await {
+    let v: Value = match http::read_json(req.into_body(), 1 << 20).await {
         Ok(b) => b,
         Err(r) => return r,
-    };
-    let v: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => return error(400, &format!("invalid JSON: {e}")),
-        }
     };
     let detach = v.get("Detach").and_then(Value::as_bool).unwrap_or(false);
     let id = id.to_string();

@@ -114,6 +114,17 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Resp> {
     Ok(Bytes::from(out))
 }
 
+/// The body as JSON: an empty or blank body is `{}`, a malformed one a 400 "invalid JSON".
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, Resp> {
+    let b = read_body(body, limit).await?;
+    let text: &[u8] = if b.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &b
+    };
+    serde_json::from_slice(text).map_err(|e| error(400, &format!("invalid JSON: {e}")))
+}
+
 /// The request body as a blocking reader (for work done in `spawn_blocking`).
 pub fn body_reader(body: Incoming) -> BodyReader {
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(32);

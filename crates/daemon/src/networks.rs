@@ -16,14 +16,6 @@ fn fail(e: &Error) -> Resp {
     http::engine_error(e)
 }
 
-async fn body_json(req: Request<Incoming>) -> Result<Value, Resp> {
-    let body = http::read_body(req.into_body(), 1 << 20).await?;
-    if body.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&body).map_err(|e| error(400, &format!("invalid JSON: {e}")))
-}
-
 /// Routes `/networks...`; `None` when the path is not one of them.
 pub async fn route(
     state: &Arc<State>,
@@ -50,13 +42,9 @@ pub async fn route(
             )
         }
         ("POST", "/networks/create") => {
-            let body = match body_json(req).await {
-                Ok(b) => b,
-                Err(r) => return Some(r),
-            };
-            let r: CreateRequest = match serde_json::from_value(body) {
+            let r: CreateRequest = match http::read_json(req.into_body(), 1 << 20).await {
                 Ok(r) => r,
-                Err(e) => return Some(error(400, &format!("invalid JSON: {e}"))),
+                Err(r) => return Some(r),
             };
             return Some(match tokio::task::spawn_blocking(move || nets.create(r)).await {
                 Ok(Ok(id)) => json(201, &json!({"Id": id, "Warning": ""})),
@@ -92,7 +80,7 @@ pub async fn route(
             Err(e) => error(500, &e.to_string()),
         },
         ("POST", "connect") | ("POST", "disconnect") => {
-            let body = match body_json(req).await {
+            let body: Value = match http::read_json(req.into_body(), 1 << 20).await {
                 Ok(b) => b,
                 Err(r) => return Some(r),
             };

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 
 use crate::api::State;
-use crate::http::{self, error, json, Query, Resp};
+use crate::http::{self, json, Query, Resp};
 
 /// Routes `/volumes...`; `None` when the path is not a volume route.
 pub async fn route(
@@ -35,17 +35,9 @@ pub async fn route(
             }
         }
         ("POST", "/volumes/create") => {
-            let body = match http::read_body(req.into_body(), 1 << 20).await {
-                Ok(b) => b,
+            let opts: CreateOptions = match http::read_json(req.into_body(), 1 << 20).await {
+                Ok(o) => o,
                 Err(r) => return Some(r),
-            };
-            let opts: CreateOptions = if body.iter().all(u8::is_ascii_whitespace) {
-                CreateOptions::default()
-            } else {
-                match serde_json::from_slice(&body) {
-                    Ok(o) => o,
-                    Err(e) => return Some(error(400, &format!("invalid JSON: {e}"))),
-                }
             };
             match svc.create(opts) {
                 Ok(meta) => json(201, &svc.shown(&meta)),

@@ -235,12 +235,7 @@ impl NetworkService {
                     parse_mac(m)?;
                 }
             }
-            if (n.predefined()) && !cfg.aliases.is_empty() {
-                return Err(Error::Invalid(
-                    "network-scoped alias is supported only for containers in user defined networks".into(),
-                ));
-            }
-            check_requested_ip(n, &cfg)?;
+            check_endpoint(n, &cfg)?;
             if let (Some(a), Some(i)) = (cfg.ipv4, n.ipam.as_ref()) {
                 if !i.subnet.contains(a) {
                     return Err(Error::Invalid(format!(
@@ -521,12 +516,7 @@ impl NetworkService {
                 "container cannot be disconnected from host network or connected to host network".into(),
             ));
         }
-        if n.predefined() && !cfg.aliases.is_empty() {
-            return Err(Error::Invalid(
-                "network-scoped alias is supported only for containers in user defined networks".into(),
-            ));
-        }
-        check_requested_ip(&n, &cfg)?;
+        check_endpoint(&n, &cfg)?;
         Ok((n, cfg))
     }
 
@@ -586,8 +576,14 @@ impl NetworkService {
     }
 }
 
-/// dockerd's rules for `--ip`: user-defined networks with a subnet the user gave.
-fn check_requested_ip(n: &Network, cfg: &EndpointConfig) -> Result<(), Error> {
+/// dockerd's rules for aliases (user-defined networks) and `--ip` (user-defined networks with a
+/// subnet the user gave).
+fn check_endpoint(n: &Network, cfg: &EndpointConfig) -> Result<(), Error> {
+    if n.predefined() && !cfg.aliases.is_empty() {
+        return Err(Error::Invalid(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
     if cfg.ipv4.is_none() {
         return Ok(());
     }

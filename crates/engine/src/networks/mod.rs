@@ -399,37 +399,38 @@ impl NetworkService {
         }
         let existing = st.nets.values().find(|n| n.default_bridge).cloned();
         let s = &self.settings;
-        let want_subnet = s.bip.map(|(gw, p)| {
-            (
-                Subnet::new(gw, p).ok_or_else(|| Error::Invalid(format!("invalid bip {gw}/{p}"))),
-                gw,
-            )
-        });
+        let want: Option<(Subnet, Ipv4Addr)> = s
+            .bip
+            .map(|(gw, p)| {
+                Subnet::new(gw, p)
+                    .map(|sub| (sub, gw))
+                    .ok_or_else(|| Error::Invalid(format!("invalid bip {gw}/{p}")))
+            })
+            .transpose()?;
         let bridge = match existing {
             Some(mut n)
                 if n.bridge == s.bridge
-                    && want_subnet.as_ref().is_none_or(|(sub, gw)| {
-                        sub.as_ref().is_ok_and(|sub| {
-                            n.ipam
-                                .as_ref()
-                                .is_some_and(|i| i.subnet == *sub && i.gateway == *gw)
-                        })
+                    && want.is_none_or(|(sub, gw)| {
+                        n.ipam
+                            .as_ref()
+                            .is_some_and(|i| i.subnet == sub && i.gateway == gw)
                     }) =>
             {
                 n.mtu = s.mtu;
+                n.options.insert(OPT_MTU.into(), s.mtu.to_string());
                 n
             }
             existing => {
-                // New, or the settings changed: a fresh default bridge (its running endpoints, if
-                // any, are reconciled when the containers are restored).
+                // New, or the bridge settings changed: a fresh default bridge. Containers still
+                // running on the old one keep their interfaces until they end.
                 let others: Vec<Subnet> = st
                     .nets
                     .values()
                     .filter(|n| !n.default_bridge)
                     .filter_map(|n| n.ipam.as_ref().map(|i| i.subnet))
                     .collect();
-                let (subnet, gateway) = match want_subnet {
-                    Some((sub, gw)) => (sub?, Some(gw)),
+                let (subnet, gateway) = match want {
+                    Some((sub, gw)) => (sub, Some(gw)),
                     None => {
                         let mut taken = others.clone();
                         taken.extend(self.host_routes(&s.bridge));
@@ -897,19 +898,8 @@ fn parse_cidr(s: &str) -> Result<Subnet, Error> {
             "IPv6 subnets are not supported by berth yet: {s}"
         )));
     }
-    let (a, p) = s
-        .split_once('/')
-        .ok_or_else(|| Error::Invalid(format!("invalid CIDR address: {s}")))?;
-    let a: Ipv4Addr = a
-        .parse()
-        .map_err(|_| Error::Invalid(format!("invalid CIDR address: {s}")))?;
-    let p: u8 = p
-        .parse()
-        .ok()
-        .filter(|p| *p <= 32)
-        .ok_or_else(|| Error::Invalid(format!("invalid CIDR address: {s}")))?;
-    // A host address given as a subnet stands for its network, as dockerd takes it.
-    Subnet::new(a, p).ok_or_else(|| Error::Invalid(format!("invalid CIDR address: {s}")))
+    s.parse()
+        .map_err(|e: berth_network::NetError| Error::Invalid(e.to_string()))
 }
 
 fn label_matches(labels: &BTreeMap<String, String>, f: &str) -> bool {
