@@ -128,13 +128,20 @@ impl ContainerService {
         let r = e.record();
         let hc = r.host_config()?;
         let mode = r.network_mode();
-        let gateway = self
-            .networks
-            .get("bridge")
-            .ok()
-            .and_then(|n| n.ipam.map(|i| i.gateway.to_string()));
-        let mut hosts = files::extra_hosts(hc.extra_hosts.as_deref().unwrap_or(&[]), gateway.as_deref())
-            .map_err(Error::Invalid)?;
+        let extra = hc.extra_hosts.as_deref().unwrap_or(&[]);
+        // `host-gateway` is the default bridge's address (looked up only when asked for).
+        let gateway = extra
+            .iter()
+            .any(|h| h.ends_with("host-gateway"))
+            .then(|| {
+                self.networks
+                    .get("bridge")
+                    .ok()?
+                    .ipam
+                    .map(|i| i.gateway.to_string())
+            })
+            .flatten();
+        let mut hosts = files::extra_hosts(extra, gateway.as_deref()).map_err(Error::Invalid)?;
         if let Some(ip) = net.and_then(|a| a.networks.get(&mode)).and_then(|ep| ep.ip) {
             hosts.push((ip.to_string(), hostname.to_string()));
         }
