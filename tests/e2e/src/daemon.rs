@@ -168,6 +168,11 @@ impl Daemon {
     }
 
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// (Re)starts berthd with `env` added to its environment.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.proc.kill();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -192,6 +197,7 @@ impl Daemon {
             // Daemons of tests running side by side: none may guard forwarding against the
             // others' bridges (.ci/run turns IPv4 forwarding on for the suite).
             .arg("--ip-forward=false")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -3,7 +3,8 @@
 //! bridge reached), published ports reached from the host on loopback, a port already taken
 //! refused with nothing left, user-defined networks whose containers ping and resolve each other
 //! by name and alias, connect and disconnect of a running container, berthd restarted with a
-//! published port, and at the end no veth, namespace file or port rule left.
+//! published port, berthd killed in the middle of a start, and at the end no veth, namespace file
+//! or port rule left.
 //!
 //! Traffic goes only to 127.0.0.1 and to addresses of bridges and namespaces the test's own
 //! daemon made. Each test's daemon has its own bridge, subnet and nftables table (see `Daemon`).
@@ -494,4 +495,123 @@ fn published_ports_survive_a_daemon_restart_and_go_with_the_container() {
     });
     nothing_left(&d);
     ok(&t, &d, &["rm", "keep"]);
+}
+
+/// PIDs of processes whose command line names `id` (a container's shim does).
+fn processes_naming(id: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(id))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_a_start_leaves_nothing_behind() {
+    let Some((t, mut d, _dir)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    // A user network with a subnet of our own, so that an address can be asked for again.
+    let base = d.gateway().rsplit_once('.').unwrap().0.to_string();
+    let (a, b) = base.rsplit_once('.').unwrap();
+    let prefix = format!("{a}.{}", (b.parse::<u32>().unwrap() + 64) % 256);
+    ok(
+        &t,
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &format!("{prefix}.0/24"),
+            "crashnet",
+        ],
+    );
+    let ip = format!("{prefix}.9");
+    for (i, point) in ["network-attached", "container-created"].iter().enumerate() {
+        // berthd dies (SIGKILL) with the container's interface, address and port rule made, then
+        // again with the container created and waiting to start as well.
+        d.restart_with(&[("BERTHD_CRASH_AT", point)]);
+        let name = format!("crash{i}");
+        let port = free_port();
+        let publish = format!("127.0.0.1:{port}:80");
+        let run = |d: &Daemon, name: &str| {
+            code(
+                &t,
+                &d,
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--network",
+                    "crashnet",
+                    "--ip",
+                    &ip,
+                    "-p",
+                    &publish,
+                    IMAGE,
+                    "sleep",
+                    "300",
+                ],
+            )
+        };
+        assert_ne!(run(&d, &name).0, 0, "berthd was to die at {point}");
+        d.restart();
+        let id = ok(&t, &d, &["inspect", "-f", "{{.Id}}", &name])
+            .trim()
+            .to_string();
+        assert_eq!(
+            ok(&t, &d, &["inspect", "-f", "{{.State.Running}}", &name]).trim(),
+            "false"
+        );
+        // No veth, namespace file, port rule, held port, runtime container or shim is left.
+        nothing_left(&d);
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still held after a crash at {point}"
+        );
+        assert!(
+            !d.dir.join("exec/runtime").join(&id).exists(),
+            "the runtime's container is left after a crash at {point}"
+        );
+        wait_for("the shim to end", Duration::from_secs(10), || {
+            processes_naming(&id).is_empty()
+        });
+        // The address and the port were given back: another container gets both.
+        let other = format!("other{i}");
+        let (c, _, err) = run(&d, &other);
+        assert_eq!(c, 0, "after a crash at {point}: {err}");
+        assert_eq!(
+            ok(&t, &d, &["port", &other, "80"]).trim(),
+            format!("127.0.0.1:{port}")
+        );
+        ok(&t, &d, &["rm", "-f", &other]);
+        // And the crashed container starts again as it was asked.
+        ok(&t, &d, &["start", &name]);
+        assert_eq!(
+            ok(
+                &t,
+                &d,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.NetworkSettings.Networks.crashnet.IPAddress}}",
+                    &name
+                ]
+            )
+            .trim(),
+            ip
+        );
+        ok(&t, &d, &["rm", "-f", &name]);
+        nothing_left(&d);
+    }
+    ok(&t, &d, &["network", "rm", "crashnet"]);
 }

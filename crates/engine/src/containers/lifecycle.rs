@@ -458,6 +458,11 @@ impl ContainerService {
                     },
                 };
                 self.on_exit(&e, exit).await;
+            } else if self.cfg.runtime_root.join(&e.id).exists() {
+                // berthd died in the middle of this container's start: the runtime's container
+                // (its init waiting to be started, and so its shim) and the root mount go.
+                self.runtime_delete(&e.id).await;
+                unmount(&self.run_dir(&e.id).join("rootfs"));
             }
         }
         // Addresses, veths and namespace files of containers that ended while berthd was away.

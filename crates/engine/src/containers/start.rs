@@ -141,6 +141,15 @@ fn add_init(spec: &mut oci::Spec) -> Result<(), Error> {
 
 /// A runtime failure as dockerd words it, with the status its kind deserves (a command that cannot
 /// be found or run is the request's fault: 400).
+/// A test hook: with `BERTHD_CRASH_AT=<point>` in its environment berthd kills itself with SIGKILL
+/// at that point of a container's start, as a crash would; the e2e suite checks what the next
+/// berthd finds. Points: `network-attached`, `container-created`.
+fn crash_point(point: &str) {
+    if std::env::var_os("BERTHD_CRASH_AT").is_some_and(|p| p == point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 fn runtime_failure(verb: &str, err: shim::ShimError) -> Error {
     match err {
         shim::ShimError::Failed(m) => {
@@ -338,6 +347,7 @@ impl ContainerService {
 
     async fn launch(self: &Arc<Self>, e: &Arc<Entry>, run: &Path, rootfs: &Path) -> Result<(), Error> {
         let net = self.attach_network(e).await?;
+        crash_point("network-attached");
         let spec = self.compose_for_start(e, run, rootfs, net.as_ref())?;
         let rec = e.record();
         let (max_size, max_files) = super::create::log_options(&rec.host_config)?;
@@ -364,6 +374,7 @@ impl ContainerService {
             stdin: open_stdin,
         };
         let ready = sp.run().await.map_err(|err| runtime_failure("create", err))?;
+        crash_point("container-created");
         let conn = self.conn(&e.id);
         // Clients that attached before the start get their connection before the process runs.
         let pending: Vec<_> = std::mem::take(&mut *e.pending.lock().expect("pending lock"));
