@@ -424,6 +424,14 @@ fn user_networks_resolve_names_and_connect_running_containers() {
     assert_eq!(ifs, "eth0\neth1\nlo\n");
     let out = ok(&t, &d, &["exec", "db", "ping", "-c1", "-W2", "application"]);
     assert!(out.contains("1 packets received"), "{out}");
+    // Its first user-defined network gives it the embedded DNS: it finds the others by name.
+    let out = ok(
+        &t,
+        &d,
+        &["exec", "app", "sh", "-c", "cat /etc/resolv.conf; ping -c1 -W2 database"],
+    );
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
     assert_eq!(
         ok(
             &t,

@@ -125,6 +125,16 @@ pub struct Plan {
     pub dns: Dns,
 }
 
+fn host_resolv() -> String {
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+}
+
+/// Writes `dir`'s resolv.conf again (in place: the container sees it through its bind mount), for
+/// a container with a network namespace of its own.
+pub fn write_resolv(dir: &Path, dns: &Dns) -> std::io::Result<()> {
+    std::fs::write(dir.join("resolv.conf"), resolv_conf(&host_resolv(), true, dns))
+}
+
 /// Writes the three files into `dir` and returns the bind mounts that put them in place.
 pub fn write(dir: &Path, plan: &Plan) -> std::io::Result<Vec<oci::Mount>> {
     let hosts_text = if plan.host_network {
@@ -132,13 +142,12 @@ pub fn write(dir: &Path, plan: &Plan) -> std::io::Result<Vec<oci::Mount>> {
     } else {
         hosts(&plan.hosts)
     };
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let files = [
         ("hostname", format!("{}\n", plan.hostname), "/etc/hostname"),
         ("hosts", hosts_text, "/etc/hosts"),
         (
             "resolv.conf",
-            resolv_conf(&host_resolv, !plan.host_network, &plan.dns),
+            resolv_conf(&host_resolv(), !plan.host_network, &plan.dns),
             "/etc/resolv.conf",
         ),
     ];

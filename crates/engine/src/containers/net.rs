@@ -13,6 +13,16 @@ use super::{ContainerService, Entry};
 use crate::images::{internal, Error};
 use crate::networks::{Attach, Attached};
 
+/// A container's resolver settings; `embedded`: the embedded DNS answers at 127.0.0.11.
+fn dns_of(hc: &super::spec::HostConfig, embedded: bool) -> files::Dns {
+    files::Dns {
+        embedded,
+        servers: hc.dns.clone().unwrap_or_default(),
+        search: hc.dns_search.clone().unwrap_or_default(),
+        options: hc.dns_options.clone().unwrap_or_default(),
+    }
+}
+
 /// The network modes in which berth makes no interfaces (the runtime or another container does).
 fn plugless(mode: &str) -> bool {
     matches!(mode, "host" | "none") || mode.starts_with("container:")
@@ -150,12 +160,7 @@ impl ContainerService {
             host_network: mode == "host",
             read_only,
             hosts,
-            dns: files::Dns {
-                embedded: net.is_some_and(|a| a.embedded_dns),
-                servers: hc.dns.clone().unwrap_or_default(),
-                search: hc.dns_search.clone().unwrap_or_default(),
-                options: hc.dns_options.clone().unwrap_or_default(),
-            },
+            dns: dns_of(&hc, net.is_some_and(|a| a.embedded_dns)),
         })
     }
 
@@ -209,6 +214,17 @@ impl ContainerService {
         e.update(&self.data_dir(&e.id), |r| {
             r.networks.insert(n.name.clone(), got);
         })?;
+        // A running container's first user-defined network: its embedded DNS starts and its
+        // resolv.conf is rewritten to use it, as dockerd does.
+        if r.state.running
+            && !r.sandbox_key.is_empty()
+            && !n.default_bridge
+            && !self.networks.serves_dns(&e.id)
+        {
+            self.serve_dns(&e)?;
+            let hc = r.host_config()?;
+            files::write_resolv(&self.data_dir(&e.id), &dns_of(&hc, true)).map_err(internal)?;
+        }
         Ok(())
     }
 

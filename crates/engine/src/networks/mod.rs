@@ -863,6 +863,11 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Whether the embedded DNS of container `id` runs.
+    pub fn serves_dns(&self, id: &str) -> bool {
+        self.dns.lock().expect("dns lock").contains_key(id)
+    }
+
     /// Stops the embedded DNS of container `id` (none is fine).
     pub async fn stop_dns(&self, id: &str) {
         let h = self.dns.lock().expect("dns lock").remove(id);
