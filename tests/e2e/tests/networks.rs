@@ -553,7 +553,7 @@ fn a_daemon_killed_in_the_middle_of_a_start_leaves_nothing_behind() {
         let run = |d: &Daemon, name: &str| {
             code(
                 &t,
-                &d,
+                d,
                 &[
                     "run",
                     "-d",
