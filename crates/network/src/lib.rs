@@ -18,6 +18,6 @@ pub mod ports;
 mod rtnl;
 pub mod sysctl;
 
-pub use ipam::{Ipam, IpamError};
+pub use ipam::{Ipam, Ipam6, IpamError};
 pub use link::{mac_for, mac_string, LinkInfo, Netlink, NetlinkError};
-pub use net::{NetError, Subnet};
+pub use net::{Cidr, Family, NetError, Subnet, Subnet6};
