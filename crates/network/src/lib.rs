@@ -1,4 +1,4 @@
-//! berth's networks (issue 6, in progress). Pure planning: IPv4 subnets and their arithmetic
+//! berth's networks (issue 6). Pure planning: IPv4 and IPv6 subnets and their arithmetic
 //! (`net.rs`), address management with docker's rules and messages (`ipam.rs`), the choice of a
 //! subnet for a new network that clashes with nothing (`pools.rs`), and `-p` port specs
 //! (`ports.rs`). Host plumbing: an rtnetlink client for links, addresses and routes (`link.rs`,

@@ -16,7 +16,9 @@ use berth_e2e::daemon::*;
 const IMAGE: &str = "e2e-busybox";
 
 /// berthd with the busybox image imported as `e2e-busybox` (CMD sh).
-fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
+/// The daemon comes last so that it is dropped first, while its directory (whose records say
+/// which bridges to delete) still exists.
+fn setup() -> Option<(Tools, tempfile::TempDir, Daemon)> {
     let t = tools()?;
     for bin in ["berth-shim", "berth-runtime"] {
         let p = t.berthd.with_file_name(bin);
@@ -36,7 +38,7 @@ fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
         &d,
         &["import", "--change", "CMD [\"sh\"]", tar.to_str().unwrap(), IMAGE],
     );
-    Some((t, d, dir))
+    Some((t, dir, d))
 }
 
 fn inspect(t: &Tools, d: &Daemon, id: &str, fmt: &str) -> String {
@@ -45,7 +47,7 @@ fn inspect(t: &Tools, d: &Daemon, id: &str, fmt: &str) -> String {
 
 #[test]
 fn run_output_exit_codes_and_errors() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let (c, out, _) = code(&t, &d, &["run", "--rm", IMAGE, "echo", "hello from berth"]);
     assert_eq!((c, out.as_str()), (0, "hello from berth\n"));
@@ -94,7 +96,7 @@ fn run_output_exit_codes_and_errors() {
 
 #[test]
 fn detached_containers_logs_exec_stop_rm() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let id = ok(
         &t,
@@ -213,7 +215,7 @@ fn detached_containers_logs_exec_stop_rm() {
 
 #[test]
 fn limits_and_security_seen_from_inside() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let mem = ok(
         &t,
@@ -346,7 +348,7 @@ fn limits_and_security_seen_from_inside() {
 
 #[test]
 fn restart_policies() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     ok(
         &t,
@@ -419,7 +421,7 @@ fn restart_policies() {
 
 #[test]
 fn berthd_restarts_with_containers_running_and_a_killed_shim_is_told() {
-    let Some((t, mut d, _dir)) = setup() else { return };
+    let Some((t, _dir, mut d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     ok(&t, &d, &["run", "-d", "--name", "long", IMAGE, "sleep", "1000"]);
     ok(
@@ -581,7 +583,7 @@ impl Drop for PtySession {
 
 #[test]
 fn a_terminal_session_under_a_pty() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let b = berth_cli(&t);
     for cli in [&t.docker, &b] {
@@ -651,7 +653,7 @@ fn code_with(bin: &Path, d: &Daemon, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn the_berth_cli_runs_containers() {
-    let Some((t, d, dir)) = setup() else { return };
+    let Some((t, dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let b = berth_cli(&t);
     if !b.is_file() {
@@ -761,7 +763,7 @@ fn the_berth_cli_runs_containers() {
 
 #[test]
 fn heavy_logs_rotate_and_events_are_told() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let since = ok(&t, &d, &["version", "-f", "{{.Server.Version}}"]);
     assert!(!since.is_empty());
@@ -844,7 +846,7 @@ fn berth_e2e_log_files(log: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn run_pulls_a_missing_image_with_the_seeds_lines() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let b = berth_cli(&t);
     let reg = registry(&t);

@@ -19,7 +19,9 @@ use berth_e2e::daemon::*;
 const IMAGE: &str = "e2e-net-busybox";
 
 /// berthd with busybox imported, and a page for httpd at /www/index.html.
-fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
+/// The daemon comes last so that it is dropped first, while its directory (whose records say
+/// which bridges to delete) still exists.
+fn setup() -> Option<(Tools, tempfile::TempDir, Daemon)> {
     let t = tools()?;
     if berth_e2e::which("nft").is_none() || berth_e2e::which("ip").is_none() {
         eprintln!("skipped: nft and ip are needed (apt-get install nftables iproute2)");
@@ -33,7 +35,7 @@ fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
         &d,
         &["import", "--change", "CMD [\"sh\"]", tar.to_str().unwrap(), IMAGE],
     );
-    Some((t, d, dir))
+    Some((t, dir, d))
 }
 
 /// An HTTP GET of `/` on 127.0.0.1:`port`, the body.
@@ -107,7 +109,7 @@ fn nothing_left(d: &Daemon) {
 
 #[test]
 fn the_default_bridge_gives_an_address_and_reaches_the_host_side() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     // A server on the host side of the bridge (the daemon's own gateway address).
     let gw = d.gateway().to_string();
@@ -184,7 +186,7 @@ fn the_default_bridge_gives_an_address_and_reaches_the_host_side() {
 
 #[test]
 fn published_ports_are_reached_from_the_host_and_a_taken_port_is_refused() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let fixed = free_port();
     web(&t, &d, "w1", "page-one", &["-p", &format!("{fixed}:80")]);
@@ -301,7 +303,7 @@ fn published_ports_are_reached_from_the_host_and_a_taken_port_is_refused() {
 
 #[test]
 fn user_networks_resolve_names_and_connect_running_containers() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let b = berth_e2e::built_in("debug", "berth");
     // The subnet: a /24 next to the daemon's own bridge one.
@@ -428,7 +430,13 @@ fn user_networks_resolve_names_and_connect_running_containers() {
     let out = ok(
         &t,
         &d,
-        &["exec", "app", "sh", "-c", "cat /etc/resolv.conf; ping -c1 -W2 database"],
+        &[
+            "exec",
+            "app",
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; ping -c1 -W2 database",
+        ],
     );
     assert!(out.contains("nameserver 127.0.0.11"), "{out}");
     assert!(out.contains("1 packets received"), "{out}");
@@ -472,7 +480,7 @@ fn user_networks_resolve_names_and_connect_running_containers() {
 
 #[test]
 fn published_ports_survive_a_daemon_restart_and_go_with_the_container() {
-    let Some((t, mut d, _dir)) = setup() else { return };
+    let Some((t, _dir, mut d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     let port = free_port();
     web(
@@ -505,6 +513,95 @@ fn published_ports_survive_a_daemon_restart_and_go_with_the_container() {
     ok(&t, &d, &["rm", "keep"]);
 }
 
+#[test]
+fn ipv6_user_networks_give_both_families() {
+    let Some((t, _dir, d)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
+    // Subnets of this daemon's own: 10.X.(Y+32).0/24 and fd0b:X:Y::/64.
+    let base = d.gateway().rsplit_once('.').unwrap().0.to_string();
+    let (a, b) = base.rsplit_once('.').unwrap();
+    let subnet = format!("{a}.{}.0/24", (b.parse::<u32>().unwrap() + 32) % 256);
+    let x = a.rsplit('.').next().unwrap();
+    // (Y+1: no zero group, so that the addresses below are written as the kernel writes them.)
+    let prefix6 = format!("fd0b:{x}:{}:", b.parse::<u32>().unwrap() + 1);
+    let subnet6 = format!("{prefix6}:/64");
+    ok(
+        &t,
+        &d,
+        &[
+            "network", "create", "--ipv6", "--subnet", &subnet, "--subnet", &subnet6, "six",
+        ],
+    );
+    assert_eq!(
+        ok(&t, &d, &["network", "inspect", "-f", "{{.EnableIPv6}}", "six"]).trim(),
+        "true"
+    );
+    let fixed = format!("{prefix6}:a6");
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "a6",
+            "--network",
+            "six",
+            "--ip6",
+            &fixed,
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &t,
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}",
+                "a6"
+            ]
+        )
+        .trim(),
+        fixed
+    );
+    // Another container: its own IPv6 address, the first one by name (AAAA from the embedded
+    // DNS) and the gateway on the bridge.
+    let script = format!(
+        "ip -6 -o addr show eth0 scope global; ping -6 -c1 -W2 a6; ping -c1 -W2 {prefix6}:1; grep {prefix6} /etc/hosts"
+    );
+    let out = ok(
+        &t,
+        &d,
+        &["run", "--rm", "--network", "six", IMAGE, "sh", "-c", &script],
+    );
+    assert!(
+        out.contains(&format!("inet6 {prefix6}:1:")) || out.contains(&format!("inet6 {prefix6}:2/64")),
+        "{out}"
+    );
+    assert_eq!(out.matches("1 packets received").count(), 2, "{out}");
+    assert!(out.contains(&format!("PING a6 ({fixed})")), "{out}");
+    // The host reaches the container through the bridge's IPv6 address.
+    let ping = std::process::Command::new("/bin/busybox")
+        .args(["ping", "-6", "-c1", "-W2", &fixed])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    // --ip6 on the default bridge is refused, as dockerd refuses it.
+    let (c, _, err) = code(&t, &d, &["run", "--rm", "--ip6", &fixed, IMAGE, "true"]);
+    assert_ne!(c, 0);
+    assert!(
+        err.contains("user specified IP address is supported on user defined networks only"),
+        "{err}"
+    );
+    ok(&t, &d, &["rm", "-f", "a6"]);
+    ok(&t, &d, &["network", "rm", "six"]);
+    nothing_left(&d);
+}
+
 /// PIDs of processes whose command line names `id` (a container's shim does).
 fn processes_naming(id: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -525,7 +622,7 @@ fn processes_naming(id: &str) -> Vec<String> {
 
 #[test]
 fn a_daemon_killed_in_the_middle_of_a_start_leaves_nothing_behind() {
-    let Some((t, mut d, _dir)) = setup() else { return };
+    let Some((t, _dir, mut d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     // A user network with a subnet of our own, so that an address can be asked for again.
     let base = d.gateway().rsplit_once('.').unwrap().0.to_string();

@@ -33,7 +33,9 @@ fn image_tar(dir: &Path) -> PathBuf {
     tar_of(&root, &dir.join("vol.tar"))
 }
 
-fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
+/// The daemon comes last so that it is dropped first, while its directory (whose records say
+/// which bridges to delete) still exists.
+fn setup() -> Option<(Tools, tempfile::TempDir, Daemon)> {
     let t = tools()?;
     for bin in ["berth-shim", "berth-runtime"] {
         if !t.berthd.with_file_name(bin).is_file() {
@@ -59,7 +61,7 @@ fn setup() -> Option<(Tools, Daemon, tempfile::TempDir)> {
             IMAGE,
         ],
     );
-    Some((t, d, dir))
+    Some((t, dir, d))
 }
 
 /// Removes every container (force) and then every volume of the daemon, so no shim or mount
@@ -89,7 +91,7 @@ fn mounted(path: &str) -> bool {
 
 #[test]
 fn named_volume_outlives_its_container_and_is_refused_while_in_use() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup(&t, &d);
     assert_eq!(
         ok(&t, &d, &["volume", "create", "--label", "k=v", "vdata"]).trim(),
@@ -177,7 +179,7 @@ fn named_volume_outlives_its_container_and_is_refused_while_in_use() {
 
 #[test]
 fn copy_up_into_an_anonymous_volume_removed_by_rm_v() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup(&t, &d);
     let id = ok(
         &t,
@@ -233,7 +235,7 @@ fn copy_up_into_an_anonymous_volume_removed_by_rm_v() {
 
 #[test]
 fn binds_read_only_created_and_refused() {
-    let Some((t, d, dir)) = setup() else { return };
+    let Some((t, dir, d)) = setup() else { return };
     let _c = Cleanup(&t, &d);
     let host = dir.path().join("hostdir");
     std::fs::create_dir(&host).unwrap();
@@ -327,7 +329,7 @@ fn binds_read_only_created_and_refused() {
 
 #[test]
 fn volumes_from_and_a_tmpfs_volume() {
-    let Some((t, d, _dir)) = setup() else { return };
+    let Some((t, _dir, d)) = setup() else { return };
     let _c = Cleanup(&t, &d);
     ok(
         &t,

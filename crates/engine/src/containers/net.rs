@@ -152,8 +152,11 @@ impl ContainerService {
             })
             .flatten();
         let mut hosts = files::extra_hosts(extra, gateway.as_deref()).map_err(Error::Invalid)?;
-        if let Some(ip) = net.and_then(|a| a.networks.get(&mode)).and_then(|ep| ep.ip) {
-            hosts.push((ip.to_string(), hostname.to_string()));
+        if let Some(ep) = net.and_then(|a| a.networks.get(&mode)) {
+            let v4 = ep.ip.map(std::net::IpAddr::V4);
+            for ip in v4.into_iter().chain(ep.ip6.map(std::net::IpAddr::V6)) {
+                hosts.push((ip.to_string(), hostname.to_string()));
+            }
         }
         Ok(files::Plan {
             hostname: hostname.to_string(),

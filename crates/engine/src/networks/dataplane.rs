@@ -4,12 +4,12 @@
 //! that run without root.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use berth_network::{firewall, netns, sysctl, Netlink, Subnet};
+use berth_network::{firewall, netns, sysctl, Netlink, Subnet, Subnet6};
 
 use super::Network;
 
@@ -19,6 +19,8 @@ pub struct BridgeSpec {
     pub name: String,
     pub gateway: Ipv4Addr,
     pub prefix: u8,
+    /// The IPv6 gateway and prefix (networks with IPv6).
+    pub gateway6: Option<(Ipv6Addr, u8)>,
     pub mtu: u32,
 }
 
@@ -32,6 +34,7 @@ impl BridgeSpec {
             name: n.bridge.clone(),
             gateway,
             prefix,
+            gateway6: n.ipam6.as_ref().map(|i| (i.gateway, i.subnet.prefix())),
             mtu: n.mtu,
         }
     }
@@ -49,6 +52,9 @@ pub struct Plug {
     pub prefix: u8,
     /// The default route's gateway (the container's first network only).
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix (networks with IPv6), and the IPv6 default route's gateway.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    pub gateway6: Option<Ipv6Addr>,
     pub mtu: u32,
 }
 
@@ -57,6 +63,7 @@ pub struct Plug {
 pub struct FwNet {
     pub bridge: String,
     pub subnet: Subnet,
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub masquerade: bool,
     pub icc: bool,
@@ -120,8 +127,9 @@ impl Dataplane for Recording {
     }
 
     fn bridge_up(&self, b: &BridgeSpec) -> io::Result<()> {
+        let v6 = b.gateway6.map(|(g, l)| format!(" {g}/{l}")).unwrap_or_default();
         self.note(format!(
-            "bridge_up {} {}/{} mtu {}",
+            "bridge_up {} {}/{}{v6} mtu {}",
             b.name, b.gateway, b.prefix, b.mtu
         ));
         Ok(())
@@ -151,8 +159,12 @@ impl Dataplane for Recording {
         if *self.fail_plug.lock().expect("fail lock") {
             return Err(io::Error::other("plug refused by the test"));
         }
+        let v6 = p
+            .ip6
+            .map(|(a, l)| format!(" {a}/{l} gw6 {:?}", p.gateway6))
+            .unwrap_or_default();
         self.note(format!(
-            "plug {} {} {}/{} gw {:?} on {}",
+            "plug {} {} {}/{} gw {:?}{v6} on {}",
             p.ifname, p.veth, p.ip, p.prefix, p.gateway, p.bridge
         ));
         Ok(())
@@ -224,8 +236,14 @@ impl Host {
         nl.set_mac(i, p.mac)?;
         nl.add_address(i, IpAddr::V4(p.ip), p.prefix)?;
         nl.set_up(i)?;
+        if let Some((a, l)) = p.ip6 {
+            nl.add_address(i, IpAddr::V6(a), l)?;
+        }
         if let Some(gw) = p.gateway {
             nl.add_default_route(IpAddr::V4(gw), i)?;
+        }
+        if let Some(gw) = p.gateway6 {
+            nl.add_default_route(IpAddr::V6(gw), i)?;
         }
         Ok(())
     }
@@ -247,9 +265,15 @@ impl Dataplane for Host {
             None => (nl.create_bridge(&b.name, Some(b.mtu).filter(|m| *m > 0))?, true),
         };
         let r = (|| {
-            let want = (IpAddr::V4(b.gateway), b.prefix);
-            if !nl.addresses(index)?.contains(&want) {
-                nl.add_address(index, want.0, want.1)?;
+            let have = nl.addresses(index)?;
+            let v6 = b.gateway6.map(|(g, l)| (IpAddr::V6(g), l));
+            for want in std::iter::once((IpAddr::V4(b.gateway), b.prefix)).chain(v6) {
+                if !have.contains(&want) {
+                    nl.add_address(index, want.0, want.1)?;
+                }
+            }
+            if b.gateway6.is_some() {
+                sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", b.name), "0")?;
             }
             nl.set_up(index)?;
             // Published ports reached on the host's loopback are DNATed out of the bridge.
@@ -308,7 +332,7 @@ impl Dataplane for Host {
                 .map(|n| firewall::NetRules {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet,
-                    subnet6: None,
+                    subnet6: n.subnet6.map(|s| (s.network(), s.prefix())),
                     internal: n.internal,
                     masquerade: n.masquerade,
                     icc: n.icc,

@@ -3,7 +3,7 @@
 //! `network connect`/`disconnect`, and the state reconciled after a daemon restart.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub struct EndpointConfig {
     /// `--ip`.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
@@ -39,6 +42,13 @@ pub struct EndpointConfig {
     pub prefix: u8,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// What a run gave on a network with IPv6.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     #[serde(default)]
     pub mac_address: String,
     #[serde(default)]
@@ -52,7 +62,7 @@ impl EndpointConfig {
     /// docker's `EndpointSettings`.
     pub fn shown(&self) -> Value {
         json!({
-            "IPAMConfig": self.ipv4.map(|a| json!({"IPv4Address": a.to_string()})),
+            "IPAMConfig": self.ipam_config(),
             "Links": null,
             "Aliases": if self.aliases.is_empty() { Value::Null } else { json!(self.aliases) },
             "MacAddress": self.mac_address,
@@ -63,11 +73,26 @@ impl EndpointConfig {
             "Gateway": self.gateway.map(|g| g.to_string()).unwrap_or_default(),
             "IPAddress": self.ip.map(|g| g.to_string()).unwrap_or_default(),
             "IPPrefixLen": self.prefix,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "IPv6Gateway": self.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": self.ip6.map(|g| g.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": self.prefix6,
             "DNSNames": if self.dns_names.is_empty() { Value::Null } else { json!(self.dns_names) },
         })
+    }
+
+    /// The addresses asked for (`--ip`, `--ip6`), null when none was.
+    fn ipam_config(&self) -> Value {
+        if self.ipv4.is_none() && self.ipv6.is_none() {
+            return Value::Null;
+        }
+        let mut m = serde_json::Map::new();
+        if let Some(a) = self.ipv4 {
+            m.insert("IPv4Address".into(), json!(a.to_string()));
+        }
+        if let Some(a) = self.ipv6 {
+            m.insert("IPv6Address".into(), json!(a.to_string()));
+        }
+        Value::Object(m)
     }
 
     /// Forgets what a run gave (the container stopped).
@@ -76,6 +101,9 @@ impl EndpointConfig {
         self.ip = None;
         self.prefix = 0;
         self.gateway = None;
+        self.ip6 = None;
+        self.prefix6 = 0;
+        self.gateway6 = None;
         self.mac_address.clear();
         self.dns_names.clear();
         self.ifname.clear();
@@ -100,14 +128,17 @@ impl EndpointConfig {
             ),
             None => None,
         };
-        if v.pointer("/IPAMConfig/IPv6Address")
+        let ipv6 = match v
+            .pointer("/IPAMConfig/IPv6Address")
             .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
+            .filter(|s| !s.is_empty())
         {
-            return Err(Error::Invalid(
-                "IPv6 addresses are not supported by berth yet".into(),
-            ));
-        }
+            Some(s) => Some(
+                s.parse::<Ipv6Addr>()
+                    .map_err(|_| Error::Invalid(format!("invalid IPv6 address: {s}")))?,
+            ),
+            None => None,
+        };
         let mac = v
             .get("MacAddress")
             .and_then(Value::as_str)
@@ -126,6 +157,7 @@ impl EndpointConfig {
             network_id: network_id.to_string(),
             aliases: strs("Aliases"),
             ipv4,
+            ipv6,
             mac,
             driver_opts,
             ..Default::default()
@@ -236,11 +268,19 @@ impl NetworkService {
                 }
             }
             check_endpoint(n, &cfg)?;
+            let outside = |a: String| {
+                Error::Invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {a}"
+                ))
+            };
             if let (Some(a), Some(i)) = (cfg.ipv4, n.ipam.as_ref()) {
                 if !i.subnet.contains(a) {
-                    return Err(Error::Invalid(format!(
-                        "no configured subnet or ip-range contain the IP address {a}"
-                    )));
+                    return Err(outside(a.to_string()));
+                }
+            }
+            if let (Some(a), Some(i)) = (cfg.ipv6, n.ipam6.as_ref()) {
+                if !i.subnet.contains(a) {
+                    return Err(outside(a.to_string()));
                 }
             }
             if special(n) && cfg.mac.is_some() {
@@ -362,13 +402,24 @@ impl NetworkService {
                 .ipam
                 .as_mut()
                 .ok_or_else(|| Error::Internal(format!("network {} has no addresses", n.name)))?;
-            let ip = ipam.allocate(cfg.ipv4).map_err(|e| match (cfg.ipv4, e) {
-                (Some(_), berth_network::IpamError::InUse) => {
-                    Error::Forbidden("Address already in use".into())
-                }
-                (_, e) => Error::Forbidden(e.to_string()),
-            })?;
+            let refused = |e: berth_network::IpamError| match e {
+                berth_network::IpamError::InUse => Error::Forbidden("Address already in use".into()),
+                e => Error::Forbidden(e.to_string()),
+            };
+            let ip = ipam.allocate(cfg.ipv4).map_err(refused)?;
             let (prefix, gateway) = (ipam.subnet.prefix(), ipam.gateway);
+            let v6 = match net.ipam6.as_mut() {
+                Some(i6) => match i6.allocate(cfg.ipv6) {
+                    Ok(a) => Some((a, i6.subnet.prefix(), i6.gateway)),
+                    Err(e) => {
+                        if let Some(i) = net.ipam.as_mut() {
+                            let _ = i.release(ip);
+                        }
+                        return Err(refused(e));
+                    }
+                },
+                None => None,
+            };
             let mac = match &cfg.mac {
                 Some(m) => parse_mac(m)?,
                 None => mac_for(ip),
@@ -382,6 +433,7 @@ impl NetworkService {
                 name: cname.to_string(),
                 endpoint_id: random_hex(64),
                 ip,
+                ip6: v6.map(|v| v.0),
                 mac: mac_string(&mac),
                 veth: format!("veth{}", random_hex(7)),
                 dns_names: dns_names.clone(),
@@ -392,9 +444,7 @@ impl NetworkService {
             if let Err(e) = self.save(&saved) {
                 let net = st.nets.get_mut(&n.id).expect("found above");
                 net.endpoints.remove(id);
-                if let Some(i) = net.ipam.as_mut() {
-                    let _ = i.release(ip);
-                }
+                net.release_addresses(&att);
                 return Err(e);
             }
             let plug = Plug {
@@ -406,6 +456,8 @@ impl NetworkService {
                 ip,
                 prefix,
                 gateway: (default_route && !n.internal).then_some(gateway),
+                ip6: v6.map(|v| (v.0, v.1)),
+                gateway6: v6.filter(|_| default_route && !n.internal).map(|v| v.2),
                 mtu: if n.mtu == 0 { 1500 } else { n.mtu },
             };
             let got = EndpointConfig {
@@ -413,6 +465,9 @@ impl NetworkService {
                 ip: Some(ip),
                 prefix,
                 gateway: Some(gateway),
+                ip6: v6.map(|v| v.0),
+                prefix6: v6.map_or(0, |v| v.1),
+                gateway6: v6.map(|v| v.2),
                 mac_address: att.mac.clone(),
                 dns_names: if n.default_bridge { Vec::new() } else { dns_names },
                 ifname: plug.ifname.clone(),
@@ -439,9 +494,7 @@ impl NetworkService {
         let mut st = self.lock();
         let n = st.nets.get_mut(network_id)?;
         let att = n.endpoints.remove(id)?;
-        if let Some(i) = n.ipam.as_mut() {
-            let _ = i.release(att.ip);
-        }
+        n.release_addresses(&att);
         let saved = n.clone();
         if let Err(e) = self.save(&saved) {
             eprintln!("berthd: save network {}: {e}", saved.name);
@@ -566,12 +619,14 @@ impl NetworkService {
 
     pub fn resolve_addr(&self, from: &str, ip: std::net::IpAddr) -> Option<String> {
         let st = self.lock();
-        let std::net::IpAddr::V4(v4) = ip else { return None };
         st.nets
             .values()
             .filter(|n| !n.default_bridge && n.endpoints.contains_key(from))
             .flat_map(|n| n.endpoints.values().map(move |a| (n, a)))
-            .find(|(_, a)| a.ip == v4)
+            .find(|(_, a)| match ip {
+                std::net::IpAddr::V4(v4) => a.ip == v4,
+                std::net::IpAddr::V6(v6) => a.ip6 == Some(v6),
+            })
             .map(|(n, a)| format!("{}.{}", a.name, n.name))
     }
 }
@@ -584,7 +639,7 @@ fn check_endpoint(n: &Network, cfg: &EndpointConfig) -> Result<(), Error> {
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
     }
-    if cfg.ipv4.is_none() {
+    if cfg.ipv4.is_none() && cfg.ipv6.is_none() {
         return Ok(());
     }
     if n.predefined() {
@@ -592,7 +647,13 @@ fn check_endpoint(n: &Network, cfg: &EndpointConfig) -> Result<(), Error> {
             "user specified IP address is supported on user defined networks only".into(),
         ));
     }
-    if !n.user_subnet {
+    if cfg.ipv6.is_some() && n.ipam6.is_none() {
+        return Err(Error::Invalid(format!(
+            "user specified IPv6 address is supported only on networks with IPv6 enabled, and {} has none",
+            n.name
+        )));
+    }
+    if cfg.ipv4.is_some() && !n.user_subnet {
         return Err(Error::Invalid(
             "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
         ));
@@ -615,9 +676,11 @@ fn lookup(st: &State, from: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
             .to_string();
         for a in n.endpoints.values() {
             if a.dns_names.iter().any(|d| d.eq_ignore_ascii_case(&bare)) {
-                let ip = std::net::IpAddr::V4(a.ip);
-                if !out.contains(&ip) {
-                    out.push(ip);
+                let v6 = a.ip6.map(std::net::IpAddr::V6);
+                for ip in std::iter::once(std::net::IpAddr::V4(a.ip)).chain(v6) {
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
                 }
             }
         }

@@ -20,14 +20,15 @@ pub mod endpoint;
 pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use berth_network::dns::{Resolver, Server, ServerHandle};
 
+use berth_network::ipam::IpamOf;
 use berth_network::pools::{self, Pool};
-use berth_network::{Ipam, Subnet};
+use berth_network::{Cidr, Family, Ipam, Ipam6, Subnet, Subnet6};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -86,6 +87,9 @@ pub struct Attachment {
     pub name: String,
     pub endpoint_id: String,
     pub ip: Ipv4Addr,
+    /// Its IPv6 address (networks with IPv6).
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: String,
     /// The host side of the veth pair.
     pub veth: String,
@@ -120,6 +124,9 @@ pub struct Network {
     pub bridge: String,
     #[serde(default)]
     pub ipam: Option<Ipam>,
+    /// The IPv6 addresses (`--ipv6`).
+    #[serde(default)]
+    pub ipam6: Option<Ipam6>,
     /// Whether the user gave the subnet (`--ip` needs one) and the ip range.
     #[serde(default)]
     pub user_subnet: bool,
@@ -147,37 +154,56 @@ impl Network {
         self.driver == "bridge"
     }
 
+    /// Gives back the addresses of an endpoint.
+    pub(crate) fn release_addresses(&mut self, a: &Attachment) {
+        if let Some(i) = self.ipam.as_mut() {
+            let _ = i.release(a.ip);
+        }
+        if let (Some(i), Some(ip6)) = (self.ipam6.as_mut(), a.ip6) {
+            let _ = i.release(ip6);
+        }
+    }
+
     /// Predefined networks cannot be removed, and take no aliases or addresses.
     pub fn predefined(&self) -> bool {
         self.default_bridge || self.driver == "host" || self.driver == "null"
     }
 
     fn ipam_config(&self) -> Value {
-        match &self.ipam {
-            Some(i) => {
-                let mut c = json!({"Subnet": i.subnet.to_string()});
-                if self.user_range {
-                    c["IPRange"] = json!(i.range.to_string());
-                }
-                c["Gateway"] = json!(i.gateway.to_string());
-                json!([c])
+        let mut out = Vec::new();
+        if let Some(i) = &self.ipam {
+            let mut c = json!({"Subnet": i.subnet.to_string()});
+            if self.user_range {
+                c["IPRange"] = json!(i.range.to_string());
             }
-            None => json!([]),
+            c["Gateway"] = json!(i.gateway.to_string());
+            out.push(c);
         }
+        if let Some(i) = &self.ipam6 {
+            let mut c = json!({"Subnet": i.subnet.to_string()});
+            if i.range != i.subnet {
+                c["IPRange"] = json!(i.range.to_string());
+            }
+            c["Gateway"] = json!(i.gateway.to_string());
+            out.push(c);
+        }
+        Value::Array(out)
     }
 
     /// dockerd's shape (`GET /networks/{id}`; `GET /networks` has no containers).
     pub fn inspect(&self, with_containers: bool) -> Value {
         let containers: serde_json::Map<String, Value> = if with_containers {
             let prefix = self.ipam.as_ref().map_or(0, |i| i.subnet.prefix());
+            let prefix6 = self.ipam6.as_ref().map_or(0, |i| i.subnet.prefix());
             self.endpoints
                 .iter()
                 .map(|(id, a)| {
+                    let v6 = a.ip6.map(|ip| format!("{ip}/{prefix6}")).unwrap_or_default();
                     (
                         id.clone(),
                         json!({
                             "Name": a.name, "EndpointID": a.endpoint_id, "MacAddress": a.mac,
-                            "IPv4Address": format!("{}/{prefix}", a.ip), "IPv6Address": ""
+                            "IPv4Address": format!("{}/{prefix}", a.ip), "IPv6Address": v6
                         }),
                     )
                 })
@@ -192,7 +218,7 @@ impl Network {
             "Scope": "local",
             "Driver": self.driver,
             "EnableIPv4": self.is_bridge(),
-            "EnableIPv6": false,
+            "EnableIPv6": self.ipam6.is_some(),
             "IPAM": {
                 "Driver": "default",
                 "Options": if self.predefined() { Value::Null } else { json!(self.ipam_options) },
@@ -385,6 +411,7 @@ impl NetworkService {
                     ipam_options: BTreeMap::new(),
                     bridge: String::new(),
                     ipam: None,
+                    ipam6: None,
                     user_subnet: false,
                     user_range: false,
                     default_bridge: false,
@@ -469,6 +496,7 @@ impl NetworkService {
                     ipam_options: BTreeMap::new(),
                     bridge: s.bridge.clone(),
                     ipam: Some(ipam),
+                    ipam6: None,
                     user_subnet: s.bip.is_some(),
                     user_range: false,
                     default_bridge: true,
@@ -516,6 +544,7 @@ impl NetworkService {
                 Some(dataplane::FwNet {
                     bridge: n.bridge.clone(),
                     subnet: n.ipam.as_ref()?.subnet,
+                    subnet6: n.ipam6.as_ref().map(|i| i.subnet),
                     internal: n.internal,
                     masquerade: n.masquerade,
                     icc: n.icc,
@@ -624,11 +653,6 @@ impl NetworkService {
                 req.scope
             )));
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(Error::Invalid(
-                "IPv6 networks are not supported by berth yet".into(),
-            ));
-        }
         if req.enable_ipv4 == Some(false) {
             return Err(Error::Invalid(
                 "IPv4 cannot be disabled on a berth bridge network".into(),
@@ -641,10 +665,26 @@ impl NetworkService {
                 ipam_req.driver
             )));
         }
-        let pools_req = ipam_req.config.unwrap_or_default();
-        if pools_req.len() > 1 {
+        let (pools6, pools_req): (Vec<IpamPool>, Vec<IpamPool>) = ipam_req
+            .config
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|p| p.subnet.contains(':'));
+        if pools_req.len() > 1 || pools6.len() > 1 {
             return Err(Error::Invalid(
-                "berth networks take one IPv4 subnet (several --subnet are not supported yet)".into(),
+                "berth networks take one IPv4 subnet and one IPv6 subnet (several of a family are not supported yet)".into(),
+            ));
+        }
+        let enable6 = req.enable_ipv6 == Some(true);
+        if !pools6.is_empty() && !enable6 {
+            return Err(Error::Invalid(format!(
+                "the IPv6 subnet {} needs IPv6 enabled on the network (--ipv6)",
+                pools6[0].subnet
+            )));
+        }
+        if enable6 && pools6.is_empty() {
+            return Err(forbidden(
+                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network (berth has no default IPv6 pool: give one with --subnet)",
             ));
         }
         let options = req.options.unwrap_or_default();
@@ -714,33 +754,24 @@ impl NetworkService {
                 )
             }
         };
-        let gateway = match pool
-            .as_ref()
-            .map(|p| p.gateway.as_str())
-            .filter(|g| !g.is_empty())
-        {
-            Some(g) => Some(
-                g.parse::<Ipv4Addr>()
-                    .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?,
-            ),
+        let ipam = ipam_of(&name, subnet, pool.as_ref())?;
+        let ipam6 = match pools6.first() {
+            Some(p) => {
+                let sub: Subnet6 = parse_cidr(&p.subnet)?;
+                let clash = st
+                    .nets
+                    .values()
+                    .filter_map(|n| n.ipam6.as_ref())
+                    .any(|i| i.subnet.overlaps(&sub));
+                if clash {
+                    return Err(forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space",
+                    ));
+                }
+                Some(ipam_of(&name, sub, Some(p))?)
+            }
             None => None,
         };
-        let range = match pool
-            .as_ref()
-            .map(|p| p.ip_range.as_str())
-            .filter(|r| !r.is_empty())
-        {
-            Some(r) => Some(parse_cidr(r)?),
-            None => None,
-        };
-        let mut ipam = Ipam::new(&name, subnet, gateway, range).map_err(|e| forbidden(e.to_string()))?;
-        for (host, a) in pool.as_ref().and_then(|p| p.aux.clone()).unwrap_or_default() {
-            let ip: Ipv4Addr = a
-                .parse()
-                .map_err(|_| Error::Invalid(format!("invalid auxiliary address {host}={a}")))?;
-            ipam.allocate(Some(ip))
-                .map_err(|e| forbidden(format!("auxiliary address {host}={a}: {e}")))?;
-        }
         let n = Network {
             id: id.clone(),
             name: name.clone(),
@@ -752,9 +783,10 @@ impl NetworkService {
             options,
             ipam_options: ipam_req.options.unwrap_or_default(),
             bridge,
+            user_range: pool.as_ref().is_some_and(|p| !p.ip_range.is_empty()),
             ipam: Some(ipam),
+            ipam6,
             user_subnet,
-            user_range: range.is_some(),
             default_bridge: false,
             mtu,
             icc,
@@ -897,14 +929,38 @@ fn valid_name(n: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-fn parse_cidr(s: &str) -> Result<Subnet, Error> {
-    if s.contains(':') {
-        return Err(Error::Invalid(format!(
-            "IPv6 subnets are not supported by berth yet: {s}"
-        )));
-    }
+fn parse_cidr<A: Family>(s: &str) -> Result<Cidr<A>, Error> {
     s.parse()
         .map_err(|e: berth_network::NetError| Error::Invalid(e.to_string()))
+}
+
+/// A network's address management of one family from its pool request (`--subnet` given or
+/// chosen, `--gateway`, `--ip-range`, `--aux-address`).
+fn ipam_of<A: Family + Into<IpAddr>>(
+    name: &str,
+    subnet: Cidr<A>,
+    pool: Option<&IpamPool>,
+) -> Result<IpamOf<A>, Error> {
+    let gateway = match pool.map(|p| p.gateway.as_str()).filter(|g| !g.is_empty()) {
+        Some(g) => Some(
+            g.parse::<A>()
+                .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?,
+        ),
+        None => None,
+    };
+    let range = match pool.map(|p| p.ip_range.as_str()).filter(|r| !r.is_empty()) {
+        Some(r) => Some(parse_cidr(r)?),
+        None => None,
+    };
+    let mut ipam = IpamOf::new(name, subnet, gateway, range).map_err(|e| forbidden(e.to_string()))?;
+    for (host, a) in pool.and_then(|p| p.aux.clone()).unwrap_or_default() {
+        let ip: A = a
+            .parse()
+            .map_err(|_| Error::Invalid(format!("invalid auxiliary address {host}={a}")))?;
+        ipam.allocate(Some(ip))
+            .map_err(|e| forbidden(format!("auxiliary address {host}={a}: {e}")))?;
+    }
+    Ok(ipam)
 }
 
 fn label_matches(labels: &BTreeMap<String, String>, f: &str) -> bool {

@@ -281,3 +281,132 @@ fn a_failed_plug_leaves_nothing_and_restarts_reconcile() {
     let calls = dp.take();
     assert!(calls.iter().any(|c| c.starts_with("unplug")), "{calls:?}");
 }
+
+#[test]
+fn ipv6_networks_give_both_families() {
+    let d = tempfile::tempdir().unwrap();
+    let (svc, dp) = service(d.path());
+    // dockerd's checks: a v6 subnet needs --ipv6, --ipv6 needs a v6 subnet, no overlap.
+    let e = create(
+        &svc,
+        json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "fd00:1::/64"}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), 400, "{e}");
+    let e = create(&svc, json!({"Name": "x", "EnableIPv6": true})).unwrap_err();
+    assert_eq!(e.status(), 403, "{e}");
+    assert!(e.to_string().contains("IPv6 address pool"), "{e}");
+    dp.take();
+    let id = create(
+        &svc,
+        json!({"Name": "six", "EnableIPv6": true, "IPAM": {"Config": [
+            {"Subnet": "10.11.0.0/24"}, {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"}]}}),
+    )
+    .unwrap();
+    assert_eq!(
+        dp.take()[0],
+        format!("bridge_up br-{} 10.11.0.1/24 fd00:1::fe/64 mtu 1500", &id[..12])
+    );
+    let n = svc.inspect("six").unwrap();
+    assert_eq!(n["EnableIPv6"], true);
+    assert_eq!(
+        n["IPAM"]["Config"],
+        json!([{"Subnet": "10.11.0.0/24", "Gateway": "10.11.0.1"},
+               {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"}])
+    );
+    let e = create(
+        &svc,
+        json!({"Name": "y", "EnableIPv6": true, "IPAM": {"Config": [{"Subnet": "fd00:1:0:0:8000::/65"}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid pool request: Pool overlaps with other one on this address space"
+    );
+    // --ip6 only where the network has IPv6 and inside its subnet.
+    let e = svc
+        .plan_container(
+            "bridge",
+            Some(&json!({"bridge": {"IPAMConfig": {"IPv6Address": "fd00:1::9"}}})),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+    let e = svc
+        .plan_container(
+            "six",
+            Some(&json!({"six": {"IPAMConfig": {"IPv6Address": "fd00:2::9"}}})),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no configured subnet or ip-range contain the IP address fd00:2::9"
+    );
+    let (_, eps) = svc
+        .plan_container(
+            "six",
+            Some(&json!({"six": {"IPAMConfig": {"IPv6Address": "fd00:1::9"}}})),
+            None,
+        )
+        .unwrap();
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let attach = |id: &str, name: &str, eps: &BTreeMap<String, EndpointConfig>| {
+        svc.attach(&Attach {
+            id,
+            name,
+            primary: "six",
+            networks: eps,
+            port_bindings: &Value::Null,
+            exposed: vec![],
+            publish_all: false,
+        })
+    };
+    dp.take();
+    let got = attach(&a, "one", &eps).unwrap();
+    let ep = &got.networks["six"];
+    assert_eq!(ep.ip6, Some("fd00:1::9".parse().unwrap()));
+    assert_eq!(
+        (ep.prefix6, ep.gateway6),
+        (64, Some("fd00:1::fe".parse().unwrap()))
+    );
+    assert_eq!(ep.shown()["GlobalIPv6Address"], "fd00:1::9");
+    assert_eq!(ep.shown()["IPAMConfig"]["IPv6Address"], "fd00:1::9");
+    assert!(
+        dp.take()
+            .iter()
+            .any(|c| c.contains("10.11.0.2/24 gw Some(10.11.0.1) fd00:1::9/64 gw6 Some(fd00:1::fe)")),
+        "the plug has both families"
+    );
+    // The same address again: refused, and the IPv4 address it took is given back.
+    let e = attach(&b, "two", &eps).unwrap_err();
+    assert_eq!(e.to_string(), "Address already in use");
+    let (_, auto) = svc.plan_container("six", None, None).unwrap();
+    let got = attach(&b, "two", &auto).unwrap();
+    // (Allocation goes on after the last address given, as libnetwork does.)
+    assert_eq!(got.networks["six"].ip, Some(Ipv4Addr::new(10, 11, 0, 4)));
+    assert_eq!(got.networks["six"].ip6, Some("fd00:1::1".parse().unwrap()));
+    // Names resolve to both addresses; the PTR of the v6 one too.
+    assert_eq!(
+        svc.resolve_name(&b, "one"),
+        Some(vec!["10.11.0.2".parse().unwrap(), "fd00:1::9".parse().unwrap()])
+    );
+    assert_eq!(
+        svc.resolve_addr(&b, "fd00:1::9".parse().unwrap()),
+        Some("one.six".to_string())
+    );
+    assert_eq!(
+        svc.inspect("six").unwrap()["Containers"][&a]["IPv6Address"],
+        "fd00:1::9/64"
+    );
+    // Released: both addresses can be had again; the record keeps the state across a reopen.
+    svc.detach(&a, &svc.sandbox_path(&a));
+    drop(got);
+    let (svc2, _) = service(d.path());
+    let n = svc2.get("six").unwrap();
+    assert_eq!(n.ipam.unwrap().in_use(), vec![Ipv4Addr::new(10, 11, 0, 4)]);
+    assert_eq!(
+        n.ipam6.unwrap().in_use(),
+        vec!["fd00:1::1".parse::<Ipv6Addr>().unwrap()]
+    );
+}
