@@ -49,6 +49,8 @@ pub struct NetConfig {
     pub bridge: String,
     /// `bip`: the default bridge's address and prefix, `172.18.0.1/16`.
     pub bip: Option<(std::net::Ipv4Addr, u8)>,
+    /// `ipv6` with `fixed-cidr-v6`: the default bridge's IPv6 subnet.
+    pub ipv6: Option<berth_network::Subnet6>,
     /// `default-address-pools`: (base, size).
     pub pools: Vec<(String, u8)>,
     pub mtu: u32,
@@ -82,6 +84,8 @@ Options:
       --max-concurrent-uploads int            Set the max concurrent uploads (default 5)
   -b, --bridge string                         The default bridge's interface (default \"berth0\"; made when missing)
       --bip string                            The default bridge's address and prefix (e.g. 172.18.0.1/16)
+      --ipv6                                  Enable IPv6 on the default bridge (needs --fixed-cidr-v6)
+      --fixed-cidr-v6 string                  The default bridge's IPv6 subnet (e.g. fd00:1::/64)
       --default-address-pool pool-options     Default address pools for node specific local networks (base=CIDR,size=N)
       --firewall-table string                 berth's nftables table (inet) (default \"berth\")
       --icc                                   Enable inter-container communication on the default bridge (default true)
@@ -141,6 +145,8 @@ fn canonical(name: &str) -> Option<(&'static str, bool)> {
         "-s" | "--storage-driver" => ("storage-driver", true),
         "-b" | "--bridge" => ("bridge", true),
         "--bip" => ("bip", true),
+        "--ipv6" => ("ipv6", false),
+        "--fixed-cidr-v6" => ("fixed-cidr-v6", true),
         "--default-address-pool" => ("default-address-pools", true),
         "--firewall-table" => ("firewall-table", true),
         "--mtu" => ("mtu", true),
@@ -227,6 +233,8 @@ const FILE_KEYS: &[&str] = &[
     "storage-driver",
     "bridge",
     "bip",
+    "ipv6",
+    "fixed-cidr-v6",
     "default-address-pools",
     "firewall-table",
     "mtu",
@@ -358,6 +366,19 @@ fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed
             Some((a, p))
         }
     };
+    // dockerd's `ipv6` (default false) with the subnet of `fixed-cidr-v6`.
+    let ipv6 = match (one("ipv6")?.as_deref(), one("fixed-cidr-v6")?) {
+        (None | Some("false"), _) => None,
+        (Some("true"), Some(c)) => Some(c.parse::<berth_network::Subnet6>().map_err(|_| {
+            format!("invalid fixed-cidr-v6 {c:?}: expected an IPv6 subnet, e.g. fd00:1::/64")
+        })?),
+        (Some("true"), None) => {
+            return Err(
+                "ipv6 needs fixed-cidr-v6: berth has no default IPv6 subnet for the default bridge".into(),
+            )
+        }
+        (Some(v), _) => return Err(format!("invalid ipv6 {v:?}: expected true or false")),
+    };
     let mut pools = Vec::new();
     let pool_texts: Vec<String> = match (
         flags.get("default-address-pools"),
@@ -416,6 +437,7 @@ fn build(flags: &Flags, file: Option<&BTreeMap<String, Value>>) -> Result<Parsed
     let net = NetConfig {
         bridge,
         bip,
+        ipv6,
         pools,
         mtu,
         icc: flag("icc")?,
@@ -559,5 +581,13 @@ mod tests {
         assert!(run(&["--bip", "10.0.0.1"], None).is_err());
         assert!(run(&["--default-address-pool", "base=10.0.0.0/8"], None).is_err());
         assert!(run(&["--mtu", "10"], None).is_err());
+        // IPv6 on the default bridge: off unless asked, and then with a subnet.
+        assert_eq!(run(&[], None).unwrap().net.ipv6, None);
+        let c = run(&[], Some(r#"{"ipv6":true,"fixed-cidr-v6":"fd00:7::/64"}"#)).unwrap();
+        assert_eq!(c.net.ipv6, Some("fd00:7::/64".parse().unwrap()));
+        let c = run(&["--ipv6=false", "--fixed-cidr-v6", "fd00:7::/64"], None).unwrap();
+        assert_eq!(c.net.ipv6, None);
+        assert!(run(&["--ipv6"], None).unwrap_err().contains("fixed-cidr-v6"));
+        assert!(run(&["--ipv6", "--fixed-cidr-v6", "10.0.0.0/8"], None).is_err());
     }
 }

@@ -347,6 +347,7 @@ fn open_networks(
     s.bridge = n.bridge.clone();
     s.table = n.firewall_table.clone();
     s.bip = n.bip;
+    s.ipv6 = n.ipv6;
     if !n.pools.is_empty() {
         s.pools = n
             .pools

@@ -142,6 +142,8 @@ pub struct Daemon {
     pub net: String,
     /// The default bridge's gateway address with its prefix (`10.x.y.1/24`).
     pub bip: String,
+    /// More berthd flags, for the next (re)start.
+    pub args: Vec<String>,
 }
 
 static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -157,6 +159,7 @@ impl Daemon {
             berthd: t.berthd.clone(),
             net: format!("bt{}x{n}", pid % 100_000),
             bip: format!("10.{}.{}.1/24", 128 + pid % 100, n % 250),
+            args: Vec::new(),
         };
         d.restart();
         d
@@ -197,6 +200,7 @@ impl Daemon {
             // Daemons of tests running side by side: none may guard forwarding against the
             // others' bridges (.ci/run turns IPv4 forwarding on for the suite).
             .arg("--ip-forward=false")
+            .args(&self.args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)

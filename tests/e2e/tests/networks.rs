@@ -515,7 +515,7 @@ fn published_ports_survive_a_daemon_restart_and_go_with_the_container() {
 
 #[test]
 fn ipv6_user_networks_give_both_families() {
-    let Some((t, _dir, d)) = setup() else { return };
+    let Some((t, _dir, mut d)) = setup() else { return };
     let _c = Cleanup::new(&t, &d);
     // Subnets of this daemon's own: 10.X.(Y+32).0/24 and fd0b:X:Y::/64.
     let base = d.gateway().rsplit_once('.').unwrap().0.to_string();
@@ -523,7 +523,8 @@ fn ipv6_user_networks_give_both_families() {
     let subnet = format!("{a}.{}.0/24", (b.parse::<u32>().unwrap() + 32) % 256);
     let x = a.rsplit('.').next().unwrap();
     // (Y+1: no zero group, so that the addresses below are written as the kernel writes them.)
-    let prefix6 = format!("fd0b:{x}:{}:", b.parse::<u32>().unwrap() + 1);
+    let y1 = b.parse::<u32>().unwrap() + 1;
+    let prefix6 = format!("fd0b:{x}:{y1}:");
     let subnet6 = format!("{prefix6}:/64");
     ok(
         &t,
@@ -590,6 +591,23 @@ fn ipv6_user_networks_give_both_families() {
         .output()
         .unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    // The default bridge with IPv6 (daemon.json's ipv6 and fixed-cidr-v6): an address from it.
+    d.args = vec![
+        "--ipv6".into(),
+        "--fixed-cidr-v6".into(),
+        format!("fd0c:{x}:{y1}::/64"),
+    ];
+    d.restart();
+    let out = ok(
+        &t,
+        &d,
+        &[
+            "run", "--rm", IMAGE, "ip", "-6", "-o", "addr", "show", "eth0", "scope", "global",
+        ],
+    );
+    assert!(out.contains(&format!("inet6 fd0c:{x}:{y1}::")), "{out}");
+    let bridge6 = ok(&t, &d, &["network", "inspect", "-f", "{{.EnableIPv6}}", "bridge"]);
+    assert_eq!(bridge6.trim(), "true");
     // --ip6 on the default bridge is refused, as dockerd refuses it.
     let (c, _, err) = code(&t, &d, &["run", "--rm", "--ip6", &fixed, IMAGE, "true"]);
     assert_ne!(c, 0);

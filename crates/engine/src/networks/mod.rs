@@ -50,6 +50,8 @@ pub struct Settings {
     pub table: String,
     /// The default bridge's gateway address and prefix (`bip`).
     pub bip: Option<(Ipv4Addr, u8)>,
+    /// The default bridge's IPv6 subnet (`ipv6` with `fixed-cidr-v6`).
+    pub ipv6: Option<Subnet6>,
     /// Where subnets of new networks come from (`default-address-pools`).
     pub pools: Vec<Pool>,
     /// `mtu` (0: 1500).
@@ -70,6 +72,7 @@ impl Settings {
             bridge: "berth0".into(),
             table: "berth".into(),
             bip: None,
+            ipv6: None,
             pools: pools::default_pools(),
             mtu: 1500,
             icc: true,
@@ -441,7 +444,8 @@ impl NetworkService {
                         n.ipam
                             .as_ref()
                             .is_some_and(|i| i.subnet == sub && i.gateway == gw)
-                    }) =>
+                    })
+                    && n.ipam6.as_ref().map(|i| i.subnet) == s.ipv6 =>
             {
                 n.mtu = s.mtu;
                 n.options.insert(OPT_MTU.into(), s.mtu.to_string());
@@ -467,6 +471,11 @@ impl NetworkService {
                 };
                 let ipam =
                     Ipam::new("bridge", subnet, gateway, None).map_err(|e| Error::Invalid(e.to_string()))?;
+                let ipam6 = s
+                    .ipv6
+                    .map(|sub| Ipam6::new("bridge", sub, None, None))
+                    .transpose()
+                    .map_err(|e| Error::Invalid(format!("fixed-cidr-v6: {e}")))?;
                 let mut options = BTreeMap::new();
                 options.insert("com.docker.network.bridge.default_bridge".into(), "true".into());
                 options.insert(OPT_ICC.into(), s.icc.to_string());
@@ -496,7 +505,7 @@ impl NetworkService {
                     ipam_options: BTreeMap::new(),
                     bridge: s.bridge.clone(),
                     ipam: Some(ipam),
-                    ipam6: None,
+                    ipam6,
                     user_subnet: s.bip.is_some(),
                     user_range: false,
                     default_bridge: true,

@@ -410,3 +410,44 @@ fn ipv6_networks_give_both_families() {
         vec!["fd00:1::1".parse::<Ipv6Addr>().unwrap()]
     );
 }
+
+#[test]
+fn the_default_bridge_with_ipv6() {
+    let d = tempfile::tempdir().unwrap();
+    let open = |v6: Option<&str>| {
+        let dp = Arc::new(Recording::default());
+        let mut s = Settings::new(&d.path().join("data"), &d.path().join("run"));
+        s.bip = Some((Ipv4Addr::new(10, 200, 0, 1), 24));
+        s.ipv6 = v6.map(|c| c.parse().unwrap());
+        let svc = NetworkService::open(s, dp.clone(), Arc::new(Events::new())).unwrap();
+        (svc, dp)
+    };
+    let (svc, dp) = open(Some("fd00:5::/64"));
+    assert!(dp
+        .take()
+        .contains(&"bridge_up berth0 10.200.0.1/24 fd00:5::1/64 mtu 1500".to_string()));
+    let b = svc.inspect("bridge").unwrap();
+    assert_eq!(b["EnableIPv6"], true);
+    let (_, eps) = svc.plan_container("bridge", None, None).unwrap();
+    let id = "c".repeat(64);
+    let got = svc
+        .attach(&Attach {
+            id: &id,
+            name: "c",
+            primary: "bridge",
+            networks: &eps,
+            port_bindings: &Value::Null,
+            exposed: vec![],
+            publish_all: false,
+        })
+        .unwrap();
+    assert_eq!(got.networks["bridge"].ip6, Some("fd00:5::2".parse().unwrap()));
+    assert!(!got.embedded_dns, "the default bridge has no embedded DNS");
+    svc.detach(&id, &svc.sandbox_path(&id));
+    drop(svc);
+    // IPv6 turned off: the default bridge is made again without it.
+    let (svc, _) = open(None);
+    let b = svc.inspect("bridge").unwrap();
+    assert_eq!(b["EnableIPv6"], false);
+    assert_eq!(b["IPAM"]["Config"].as_array().unwrap().len(), 1);
+}
