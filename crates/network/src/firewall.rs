@@ -50,7 +50,8 @@
 //!   engine turns on `hairpin` mode on each container's bridge port (as docker does).
 //! - forward accepts only end berth's chain; other tables' chains still see the packet. Drops are
 //!   final, so this chain drops only traffic that touches a berth bridge, and (with
-//!   `forward_guard`, when berthd turned `net.ipv4.ip_forward` on itself) forwarded traffic that
+//!   `forward_guard`, when berthd turned `net.ipv4.ip_forward` on itself, `forward_guard6` for
+//!   IPv6's forwarding; one family only: the rule matches that family) forwarded traffic that
 //!   touches none, so the host forwards nothing it did not forward before. Its policy stays
 //!   accept: berth's table never decides for anyone else's traffic by default. The "nothing else
 //!   in" drop keeps networks apart (docker's isolation) and refuses traffic routed straight at a
@@ -168,6 +169,8 @@ pub struct Firewall {
     /// Drop forwarded traffic that neither enters nor leaves a berth bridge (set when berthd
     /// enabled IP forwarding itself).
     pub forward_guard: bool,
+    /// The same for IPv6 (`net.ipv6.conf.all.forwarding`).
+    pub forward_guard6: bool,
 }
 
 /// One bridge network.
@@ -229,6 +232,7 @@ impl Firewall {
             networks: Vec::new(),
             ports: Vec::new(),
             forward_guard: false,
+            forward_guard6: false,
         }
     }
 
@@ -407,24 +411,28 @@ impl Firewall {
         for n in open() {
             rules.push(fwd(n, vec![inn(n), expr::accept()], "out"));
         }
-        if self.forward_guard {
+        if self.forward_guard || self.forward_guard6 {
             rules.push(self.guard());
         }
         rules
     }
 
-    /// The last forward rule: drop what neither enters nor leaves a berth bridge.
+    /// The last forward rule: drop what neither enters nor leaves a berth bridge, of the families
+    /// whose forwarding berthd turned on (both: no family match).
     fn guard(&self) -> R {
         let comment = "forward guard: only berth's bridges".to_string();
-        let names: Vec<&str> = self.networks.iter().map(|n| n.bridge.as_str()).collect();
-        if names.is_empty() {
-            return rule("forward", vec![expr::drop()], comment);
+        let mut expr = Vec::new();
+        match (self.forward_guard, self.forward_guard6) {
+            (true, false) => expr.push(expr::nfproto(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+            (false, true) => expr.push(expr::nfproto(IpAddr::V6(Ipv6Addr::UNSPECIFIED))),
+            _ => {}
         }
-        let expr = vec![
-            expr::not_ifaces(Dir::In, &names),
-            expr::not_ifaces(Dir::Out, &names),
-            expr::drop(),
-        ];
+        let names: Vec<&str> = self.networks.iter().map(|n| n.bridge.as_str()).collect();
+        if !names.is_empty() {
+            expr.push(expr::not_ifaces(Dir::In, &names));
+            expr.push(expr::not_ifaces(Dir::Out, &names));
+        }
+        expr.push(expr::drop());
         rule("forward", expr, comment)
     }
 }

@@ -397,6 +397,7 @@ fn a_published_port_works_end_to_end() {
         }],
         ports: vec![published("10.99.0.2"), published("fd00:99::2")],
         forward_guard: true,
+        forward_guard6: true,
         ..Firewall::new("berth")
     };
     fw.check().unwrap();
@@ -468,12 +469,14 @@ fn internal_networks_and_the_forward_guard_drop() {
     let guarded = Firewall {
         networks: vec![bridge("br-none", "10.97.0.0/24")],
         forward_guard: true,
+        forward_guard6: true,
         ..Firewall::new("berth")
     };
     t.host.apply(&guarded.document()).unwrap();
     assert!(connect(&t.out, "10.99.0.2:80", short).is_err());
     let unguarded = Firewall {
         forward_guard: false,
+        forward_guard6: false,
         ..guarded
     };
     t.host.apply(&unguarded.document()).unwrap();

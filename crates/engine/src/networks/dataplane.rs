@@ -69,6 +69,14 @@ pub struct FwNet {
     pub icc: bool,
 }
 
+/// The families whose forwarding berthd turned on: the firewall drops their forwarded traffic
+/// that no berth bridge has a part in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Guards {
+    pub v4: bool,
+    pub v6: bool,
+}
+
 /// A published port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwPort {
@@ -83,8 +91,9 @@ pub struct FwPort {
 
 /// What the network service asks of the host.
 pub trait Dataplane: Send + Sync + 'static {
-    /// Turns IPv4 forwarding on; true when it was off (berth then guards other forwarding).
-    fn enable_forwarding(&self) -> io::Result<bool>;
+    /// Turns IPv4 (or IPv6) forwarding on; true when it was off (berth then guards other
+    /// forwarding of that family).
+    fn enable_forwarding(&self, v6: bool) -> io::Result<bool>;
     /// Makes the bridge when missing, gives it its address, MTU, and brings it up.
     fn bridge_up(&self, b: &BridgeSpec) -> io::Result<()>;
     /// Deletes the bridge (gone already is fine).
@@ -97,7 +106,7 @@ pub trait Dataplane: Send + Sync + 'static {
     /// Deletes the host side of a veth pair (gone already is fine).
     fn unplug(&self, veth: &str) -> io::Result<()>;
     /// Replaces berth's nftables table with the rules of these networks and ports.
-    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()>;
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: Guards) -> io::Result<()>;
     /// UDP and TCP sockets on 127.0.0.11:53 inside the namespace `sandbox`, for the embedded DNS.
     fn dns_sockets(&self, sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)>;
 }
@@ -121,8 +130,8 @@ impl Recording {
 }
 
 impl Dataplane for Recording {
-    fn enable_forwarding(&self) -> io::Result<bool> {
-        self.note("forwarding".into());
+    fn enable_forwarding(&self, v6: bool) -> io::Result<bool> {
+        self.note(if v6 { "forwarding6" } else { "forwarding" }.into());
         Ok(false)
     }
 
@@ -175,7 +184,9 @@ impl Dataplane for Recording {
         Ok(())
     }
 
-    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()> {
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: Guards) -> io::Result<()> {
+        let v6 = if guard.v6 { " guard6 true" } else { "" };
+        let guard = guard.v4;
         let ports: Vec<String> = ports
             .iter()
             .map(|p| {
@@ -190,7 +201,7 @@ impl Dataplane for Recording {
             })
             .collect();
         self.note(format!(
-            "firewall {table} nets {} ports [{}] guard {guard}",
+            "firewall {table} nets {} ports [{}] guard {guard}{v6}",
             nets.len(),
             ports.join(" ")
         ));
@@ -250,11 +261,16 @@ impl Host {
 }
 
 impl Dataplane for Host {
-    fn enable_forwarding(&self) -> io::Result<bool> {
-        if sysctl::get("net.ipv4.ip_forward")? == "1" {
+    fn enable_forwarding(&self, v6: bool) -> io::Result<bool> {
+        let key = if v6 {
+            "net.ipv6.conf.all.forwarding"
+        } else {
+            "net.ipv4.ip_forward"
+        };
+        if sysctl::get(key)? == "1" {
             return Ok(false);
         }
-        sysctl::set("net.ipv4.ip_forward", "1")?;
+        sysctl::set(key, "1")?;
         Ok(true)
     }
 
@@ -324,7 +340,7 @@ impl Dataplane for Host {
         Self::delete_link(veth)
     }
 
-    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: bool) -> io::Result<()> {
+    fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: Guards) -> io::Result<()> {
         let fw = firewall::Firewall {
             table: table.to_string(),
             networks: nets
@@ -353,7 +369,8 @@ impl Dataplane for Host {
                     bridge: p.bridge.clone(),
                 })
                 .collect(),
-            forward_guard: guard,
+            forward_guard: guard.v4,
+            forward_guard6: guard.v6,
         };
         fw.check().map_err(io::Error::other)?;
         firewall::apply(&self.nft, &fw.document()).map_err(io::Error::other)

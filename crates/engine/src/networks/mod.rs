@@ -306,8 +306,8 @@ const OPT_MASQ: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub(crate) struct State {
     pub(crate) nets: BTreeMap<String, Network>,
     pub(crate) ports: ports::Table,
-    /// Whether berthd turned IPv4 forwarding on (the firewall then guards other forwarding).
-    forward_guard: bool,
+    /// The families whose forwarding berthd turned on (the firewall then guards other forwarding).
+    guards: dataplane::Guards,
 }
 
 /// The network service.
@@ -366,17 +366,13 @@ impl NetworkService {
                 held.restore(c, &n.bridge, a.ip, &a.ports);
             }
         }
-        // Whether berthd turned IPv4 forwarding on (now or before a restart: a marker file says so),
-        // in which case the firewall drops forwarding that berth's bridges have no part in.
-        let marker = settings.data.join("ip_forward-enabled-by-berthd");
-        let forward_guard = settings.ip_forward && settings.firewall && {
-            let turned_on = dp
-                .enable_forwarding()
-                .map_err(|e| internal(format!("enable IPv4 forwarding: {e}")))?;
-            if turned_on {
-                std::fs::write(&marker, b"").map_err(internal)?;
-            }
-            marker.exists()
+        let guards = dataplane::Guards {
+            v4: forwarding(dp.as_ref(), &settings, false)?,
+            v6: if settings.ipv6.is_some() || nets.values().any(|n| n.ipam6.is_some()) {
+                forwarding(dp.as_ref(), &settings, true)?
+            } else {
+                false
+            },
         };
         let svc = Arc::new(NetworkService {
             settings,
@@ -384,7 +380,7 @@ impl NetworkService {
             state: Mutex::new(State {
                 nets,
                 ports: held,
-                forward_guard,
+                guards,
             }),
             events,
             dns: Mutex::new(HashMap::new()),
@@ -562,7 +558,7 @@ impl NetworkService {
             .collect();
         let ports = st.ports.rules();
         self.dp
-            .firewall(&self.settings.table, &nets, &ports, st.forward_guard)
+            .firewall(&self.settings.table, &nets, &ports, st.guards)
             .map_err(|e| {
                 internal(format!(
                     "write the firewall rules (nftables table inet {}): {e}",
@@ -802,6 +798,9 @@ impl NetworkService {
             masquerade,
             endpoints: BTreeMap::new(),
         };
+        if n.ipam6.is_some() && !st.guards.v6 {
+            st.guards.v6 = forwarding(self.dp.as_ref(), &self.settings, true)?;
+        }
         // Host first, then the record: a failure leaves neither.
         self.dp
             .bridge_up(&dataplane::BridgeSpec::of(&n))
@@ -930,6 +929,28 @@ impl NetworkService {
     pub(crate) fn save(&self, n: &Network) -> Result<(), Error> {
         n.save(&self.settings.data)
     }
+}
+
+/// Turns forwarding of a family on (dockerd's `ip-forward`) and says whether berthd did it, now or
+/// before a restart (a marker file remembers): the firewall then drops forwarded traffic of that
+/// family that berth's bridges have no part in.
+fn forwarding(dp: &dyn Dataplane, settings: &Settings, v6: bool) -> Result<bool, Error> {
+    if !(settings.ip_forward && settings.firewall) {
+        return Ok(false);
+    }
+    let (family, marker) = if v6 {
+        ("IPv6", "ip6_forward-enabled-by-berthd")
+    } else {
+        ("IPv4", "ip_forward-enabled-by-berthd")
+    };
+    let marker = settings.data.join(marker);
+    if dp
+        .enable_forwarding(v6)
+        .map_err(|e| internal(format!("enable {family} forwarding: {e}")))?
+    {
+        std::fs::write(&marker, b"").map_err(internal)?;
+    }
+    Ok(marker.exists())
 }
 
 fn valid_name(n: &str) -> bool {

@@ -303,9 +303,13 @@ fn ipv6_networks_give_both_families() {
             {"Subnet": "10.11.0.0/24"}, {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"}]}}),
     )
     .unwrap();
+    // IPv6 forwarding is asked for (once a network has IPv6), then the bridge made.
     assert_eq!(
-        dp.take()[0],
-        format!("bridge_up br-{} 10.11.0.1/24 fd00:1::fe/64 mtu 1500", &id[..12])
+        dp.take()[..2],
+        [
+            "forwarding6".to_string(),
+            format!("bridge_up br-{} 10.11.0.1/24 fd00:1::fe/64 mtu 1500", &id[..12])
+        ]
     );
     let n = svc.inspect("six").unwrap();
     assert_eq!(n["EnableIPv6"], true);
@@ -423,9 +427,9 @@ fn the_default_bridge_with_ipv6() {
         (svc, dp)
     };
     let (svc, dp) = open(Some("fd00:5::/64"));
-    assert!(dp
-        .take()
-        .contains(&"bridge_up berth0 10.200.0.1/24 fd00:5::1/64 mtu 1500".to_string()));
+    let calls = dp.take();
+    assert!(calls.contains(&"bridge_up berth0 10.200.0.1/24 fd00:5::1/64 mtu 1500".to_string()));
+    assert!(calls.contains(&"forwarding6".to_string()), "{calls:?}");
     let b = svc.inspect("bridge").unwrap();
     assert_eq!(b["EnableIPv6"], true);
     let (_, eps) = svc.plan_container("bridge", None, None).unwrap();

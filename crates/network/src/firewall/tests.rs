@@ -36,6 +36,7 @@ fn with(networks: Vec<NetRules>, ports: Vec<PortRule>, guard: bool) -> Firewall 
         networks,
         ports,
         forward_guard: guard,
+        forward_guard6: guard,
         ..Firewall::new("berth")
     }
 }
@@ -263,6 +264,29 @@ fn guard_without_networks_drops_every_forwarded_packet() {
         .find(|r| r["chain"] == "forward")
         .unwrap();
     assert_eq!(rule["expr"], serde_json::json!([{"drop": null}]));
+}
+
+#[test]
+fn a_guard_of_one_family_matches_only_that_family() {
+    let guard = |v4: bool, v6: bool| {
+        let fw = Firewall {
+            forward_guard: v4,
+            forward_guard6: v6,
+            ..with(vec![net("berth0", "172.17.0.0/16")], vec![], false)
+        };
+        let doc = fw.document();
+        objects(&doc)
+            .iter()
+            .filter_map(|o| o["add"].get("rule"))
+            .find(|r| r["comment"] == "forward guard: only berth's bridges")
+            .map(|r| r["expr"].clone())
+    };
+    assert_eq!(guard(false, false), None);
+    let family = |e: &Value| e[0]["match"]["right"].clone();
+    assert_eq!(family(&guard(true, false).unwrap()), "ipv4");
+    assert_eq!(family(&guard(false, true).unwrap()), "ipv6");
+    let both = guard(true, true).unwrap();
+    assert_eq!(both.as_array().unwrap().len(), 3, "no family match: {both}");
 }
 
 #[test]
