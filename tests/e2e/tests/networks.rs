@@ -291,6 +291,11 @@ fn published_ports_are_reached_from_the_host_and_a_taken_port_is_refused() {
     wait_for("httpd -P", Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", p5)).is_ok()
     });
+    // ps's filters: a published host port, an exposed container port.
+    let names = |filter: &str| ok(&t, &d, &["ps", "--filter", filter, "--format", "{{.Names}}"]);
+    assert_eq!(names(&format!("publish={p5}/tcp")), "w5\n");
+    assert_eq!(names(&format!("publish={p5}/udp")), "");
+    assert!(names("expose=80").contains("w5"), "{}", names("expose=80"));
     for n in ["w1", "w2", "w3", "w4", "w5"] {
         let _ = run_cli(&t.docker, &d, &["rm", "-f", n]);
     }
@@ -449,6 +454,15 @@ fn user_networks_resolve_names_and_connect_running_containers() {
         .trim(),
         "2"
     );
+    // ps --filter network: by name and by ID prefix.
+    for f in ["network=e2enet".to_string(), format!("network={}", &net[..10])] {
+        let mut on: Vec<String> = ok(&t, &d, &["ps", "--filter", &f, "--format", "{{.Names}}"])
+            .lines()
+            .map(String::from)
+            .collect();
+        on.sort();
+        assert_eq!(on, ["app", "db"], "{f}");
+    }
     let (c, _, err) = code(&t, &d, &["network", "rm", "e2enet"]);
     assert_ne!(c, 0);
     assert!(err.contains("has active endpoints"), "{err}");

@@ -151,6 +151,15 @@ fn named_volume_outlives_its_container_and_is_refused_while_in_use() {
         err.contains(&format!("remove vdata: volume is in use - [{id}]")),
         "{err}"
     );
+    // ps --filter volume: by the volume's name or the mount's destination.
+    for f in ["volume=vdata", "volume=/data"] {
+        assert_eq!(
+            ok(&t, &d, &["ps", "-aq", "--no-trunc", "--filter", f]).trim(),
+            id,
+            "{f}"
+        );
+    }
+    assert_eq!(ok(&t, &d, &["ps", "-aq", "--filter", "volume=other"]), "");
     let mounts = ok(
         &t,
         &d,

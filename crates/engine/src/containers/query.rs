@@ -56,6 +56,65 @@ fn exited_matches(codes: &[String], status: &str, code: i64) -> bool {
     codes.is_empty() || (status == "exited" && codes.iter().any(|c| c.parse() == Ok(code)))
 }
 
+/// `network=`: on a network of that name, or whose ID starts with it (as dockerd's filter).
+fn on_network(r: &Record, v: &str) -> bool {
+    r.networks.contains_key(v)
+        || r.networks
+            .values()
+            .any(|e| !e.network_id.is_empty() && e.network_id.starts_with(v))
+}
+
+/// `volume=`: a volume of that name (a bind of that source) or a mount at that destination.
+fn has_volume(r: &Record, v: &str) -> bool {
+    r.mounts.iter().any(|m| {
+        m.destination == v
+            || if m.name.is_empty() {
+                m.source == v
+            } else {
+                m.name == v
+            }
+    })
+}
+
+/// The `publish`/`expose` filter values as (port, protocol): `80`, `80/udp`, `8000-8010/tcp`.
+fn port_filter(key: &str, values: &[String]) -> Result<Vec<(u16, String)>, Error> {
+    let mut out = Vec::new();
+    for v in values {
+        let bad = || Error::Invalid(format!("invalid filter '{key}={v}'"));
+        let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        if !matches!(proto, "tcp" | "udp" | "sctp") {
+            return Err(bad());
+        }
+        let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+        let (lo, hi): (u16, u16) = (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?);
+        if lo == 0 || hi < lo {
+            return Err(bad());
+        }
+        out.extend((lo..=hi).map(|p| (p, proto.to_string())));
+    }
+    Ok(out)
+}
+
+/// `publish=`/`expose=`: a published host port, or a container port (exposed or published).
+fn ports_match(r: &Record, publish: &[(u16, String)], expose: &[(u16, String)]) -> bool {
+    if publish.is_empty() && expose.is_empty() {
+        return true;
+    }
+    let running = if r.state.running { r.ports.as_slice() } else { &[] };
+    let published = running
+        .iter()
+        .any(|p| publish.contains(&(p.host_port, p.proto.clone())));
+    let private = running
+        .iter()
+        .map(|p| (p.container_port, p.proto.clone()))
+        .chain(r.exposed_ports().iter().filter_map(|k| {
+            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            Some((port.parse().ok()?, proto.to_string()))
+        }))
+        .any(|p| expose.contains(&p));
+    published || private
+}
+
 fn label_matches(labels: &serde_json::Map<String, Value>, f: &str) -> bool {
     match f.split_once('=') {
         Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
@@ -111,6 +170,26 @@ impl ContainerService {
                 return Err(Error::Invalid(format!("invalid filter 'status={s}'")));
             }
         }
+        // berth has no health checks (every container's health is "none") and no swarm tasks.
+        for h in o.filters.get("health") {
+            if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(Error::Invalid(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
+        let mut tasks_only = false;
+        for t in o.filters.get("is-task") {
+            match t.as_str() {
+                "true" | "1" => tasks_only = true,
+                "false" | "0" => {}
+                _ => return Err(Error::Invalid(format!("invalid filter 'is-task={t}'"))),
+            }
+        }
+        let unhealthy_only =
+            !o.filters.get("health").is_empty() && !o.filters.get("health").iter().any(|h| h == "none");
+        let publish = port_filter("publish", o.filters.get("publish"))?;
+        let expose = port_filter("expose", o.filters.get("expose"))?;
         let mut recs: Vec<Record> = self.all().iter().map(|e| e.record()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
         let created_of = |input: &str| -> Result<String, Error> { Ok(self.get(input)?.record().created) };
@@ -149,6 +228,11 @@ impl ContainerService {
                 || !f.get("label").iter().all(|l| label_matches(&r.labels(), l))
                 || !exited_matches(f.get("exited"), status, r.state.exit_code)
                 || (!f.get("ancestor").is_empty() && !ancestors.contains(&r.image))
+                || tasks_only
+                || unhealthy_only
+                || (!f.get("network").is_empty() && !f.get("network").iter().any(|v| on_network(&r, v)))
+                || (!f.get("volume").is_empty() && !f.get("volume").iter().any(|v| has_volume(&r, v)))
+                || !ports_match(&r, &publish, &expose)
                 || before.as_ref().is_some_and(|b| r.created >= *b)
                 || since.as_ref().is_some_and(|s| r.created <= *s)
             {
@@ -401,6 +485,22 @@ pub fn parse_ps(out: &str, pids: &[i32]) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_filters() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            port_filter("publish", &v(&["80", "53/udp", "8000-8001/tcp"])).unwrap(),
+            [(80, "tcp"), (53, "udp"), (8000, "tcp"), (8001, "tcp")]
+                .map(|(p, t)| (p, t.to_string()))
+        );
+        for bad in ["x", "80/icmp", "0", "9-8", "70000"] {
+            assert_eq!(
+                port_filter("expose", &v(&[bad])).unwrap_err().to_string(),
+                format!("invalid filter 'expose={bad}'")
+            );
+        }
+    }
 
     #[test]
     fn ps_output_narrowed_to_the_container() {
