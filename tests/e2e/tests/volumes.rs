@@ -7,6 +7,7 @@
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use berth_e2e::daemon::*;
 
@@ -65,19 +66,22 @@ fn setup() -> Option<(Tools, tempfile::TempDir, Daemon)> {
 }
 
 /// Removes every container (force) and then every volume of the daemon, so no shim or mount
-/// outlives a test, even a failed one.
-struct Cleanup<'a>(&'a Tools, &'a Daemon);
+/// outlives a test, even a failed one. (It holds no borrow of the daemon, which a test may restart.)
+struct Cleanup(berth_e2e::daemon::Cleanup);
 
-impl Drop for Cleanup<'_> {
+impl Cleanup {
+    fn new(t: &Tools, d: &Daemon) -> Cleanup {
+        Cleanup(berth_e2e::daemon::Cleanup::new(t, d))
+    }
+}
+
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        let out = |args: &[&str]| {
-            String::from_utf8_lossy(&run_cli(&self.0.docker, self.1, args).stdout).into_owned()
-        };
-        for id in out(&["ps", "-aq"]).split_whitespace() {
-            out(&["rm", "-f", id]);
+        for id in self.0.docker(&["ps", "-aq"]).split_whitespace() {
+            self.0.docker(&["rm", "-f", id]);
         }
-        for v in out(&["volume", "ls", "-q"]).split_whitespace() {
-            out(&["volume", "rm", "-f", v]);
+        for v in self.0.docker(&["volume", "ls", "-q"]).split_whitespace() {
+            self.0.docker(&["volume", "rm", "-f", v]);
         }
     }
 }
@@ -92,7 +96,7 @@ fn mounted(path: &str) -> bool {
 #[test]
 fn named_volume_outlives_its_container_and_is_refused_while_in_use() {
     let Some((t, _dir, d)) = setup() else { return };
-    let _c = Cleanup(&t, &d);
+    let _c = Cleanup::new(&t, &d);
     assert_eq!(
         ok(&t, &d, &["volume", "create", "--label", "k=v", "vdata"]).trim(),
         "vdata"
@@ -189,7 +193,7 @@ fn named_volume_outlives_its_container_and_is_refused_while_in_use() {
 #[test]
 fn copy_up_into_an_anonymous_volume_removed_by_rm_v() {
     let Some((t, _dir, d)) = setup() else { return };
-    let _c = Cleanup(&t, &d);
+    let _c = Cleanup::new(&t, &d);
     let id = ok(
         &t,
         &d,
@@ -245,7 +249,7 @@ fn copy_up_into_an_anonymous_volume_removed_by_rm_v() {
 #[test]
 fn binds_read_only_created_and_refused() {
     let Some((t, dir, d)) = setup() else { return };
-    let _c = Cleanup(&t, &d);
+    let _c = Cleanup::new(&t, &d);
     let host = dir.path().join("hostdir");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("f"), "from host\n").unwrap();
@@ -338,8 +342,8 @@ fn binds_read_only_created_and_refused() {
 
 #[test]
 fn volumes_from_and_a_tmpfs_volume() {
-    let Some((t, _dir, d)) = setup() else { return };
-    let _c = Cleanup(&t, &d);
+    let Some((t, _dir, mut d)) = setup() else { return };
+    let _c = Cleanup::new(&t, &d);
     ok(
         &t,
         &d,
@@ -412,6 +416,44 @@ fn volumes_from_and_a_tmpfs_volume() {
     assert!(out.contains("size=1024k"), "{out}");
     let mp = ok(&t, &d, &["volume", "inspect", "-f", "{{.Mountpoint}}", "vtmp"]);
     assert!(!mounted(mp.trim()), "{} still mounted", mp.trim());
+    // berthd restarted while a container holds it: a second container shares the same tmpfs (not
+    // a new one mounted over it), and the end of the last one unmounts it.
+    ok(
+        &t,
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t1",
+            "-v",
+            "vtmp:/t",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo kept > /t/f; exec sleep 300",
+        ],
+    );
+    wait_for("the file", Duration::from_secs(10), || {
+        std::path::Path::new(mp.trim()).join("f").exists()
+    });
+    d.restart();
+    ok(
+        &t,
+        &d,
+        &[
+            "run", "-d", "--name", "t2", "-v", "vtmp:/t", IMAGE, "sleep", "300",
+        ],
+    );
+    assert_eq!(ok(&t, &d, &["exec", "t2", "cat", "/t/f"]), "kept\n");
+    let stacked = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(mp.trim()))
+        .count();
+    assert_eq!(stacked, 1, "one mount at {}", mp.trim());
+    ok(&t, &d, &["rm", "-f", "t1", "t2"]);
+    wait_for("the unmount", Duration::from_secs(10), || !mounted(mp.trim()));
     let err = fails(&t, &d, &["volume", "create", "--opt", "bogus=1", "vbad"]);
     assert!(
         err.contains("invalid option: \\\"bogus\\\"") || err.contains("invalid option: \"bogus\""),

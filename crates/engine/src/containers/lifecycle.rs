@@ -465,6 +465,21 @@ impl ContainerService {
                 unmount(&self.run_dir(&e.id).join("rootfs"));
             }
         }
+        // Volumes with options still mounted for the containers that run.
+        let held: Vec<(String, String)> = self
+            .all()
+            .iter()
+            .map(|e| e.record())
+            .filter(|r| r.state.running)
+            .flat_map(|r| {
+                r.mounts
+                    .iter()
+                    .filter(|m| m.typ == "volume")
+                    .map(|m| (m.name.clone(), r.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.volumes.restore(&held);
         // Addresses, veths and namespace files of containers that ended while berthd was away.
         let svc = self.clone();
         let running = move |id: &str| {

@@ -491,8 +491,7 @@ mod tests {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             port_filter("publish", &v(&["80", "53/udp", "8000-8001/tcp"])).unwrap(),
-            [(80, "tcp"), (53, "udp"), (8000, "tcp"), (8001, "tcp")]
-                .map(|(p, t)| (p, t.to_string()))
+            [(80, "tcp"), (53, "udp"), (8000, "tcp"), (8001, "tcp")].map(|(p, t)| (p, t.to_string()))
         );
         for bad in ["x", "80/icmp", "0", "9-8", "70000"] {
             assert_eq!(

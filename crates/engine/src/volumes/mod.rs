@@ -410,6 +410,35 @@ impl VolumeService {
         Ok(path)
     }
 
+    /// After berthd starts: the running containers' volumes (`(volume, container)`) are held again
+    /// without mounting them anew (their mounts outlived the old berthd), and a volume with options
+    /// that no running container holds is unmounted (left mounted by a berthd that died).
+    pub fn restore(&self, held: &[(String, String)]) {
+        let mut active = self.active.lock().expect("active volumes");
+        let with_options: Vec<String> = {
+            let table = self.table.lock().expect("volume table");
+            table
+                .values()
+                .filter(|m| {
+                    local::plan(m.options.as_ref().unwrap_or(&BTreeMap::new())).is_ok_and(|p| p.is_some())
+                })
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        for (volume, container) in held {
+            if with_options.contains(volume) {
+                active
+                    .entry(volume.clone())
+                    .or_default()
+                    .insert(container.clone());
+            }
+        }
+        for name in with_options.iter().filter(|n| !active.contains_key(*n)) {
+            // Not mounted (the usual case) is fine: nothing to undo.
+            let _ = self.mounter.unmount(&self.data_path(name));
+        }
+    }
+
     /// Container `container` no longer uses volume `name`: its last user unmounts it.
     pub fn unmount(&self, name: &str, container: &str) {
         let mut active = self.active.lock().expect("active volumes");

@@ -226,3 +226,35 @@ fn volumes_with_options_are_mounted_once_and_unmounted_by_the_last_user() {
     assert_eq!(usage.len(), 2);
     assert_eq!(usage[0]["UsageData"]["RefCount"], 0);
 }
+
+#[test]
+fn a_restart_holds_running_containers_volumes_again_and_unmounts_the_rest() {
+    let f = fixture();
+    for name in ["held", "orphan"] {
+        let mut o = named(name);
+        o.driver_opts = Some(
+            [("type", "tmpfs"), ("device", "tmpfs")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        f.svc.create(o).unwrap();
+    }
+    f.svc.create(named("plain")).unwrap();
+    // As a new berthd finds them: c1 runs with "held" (mounted by the berthd before), nothing
+    // holds "orphan".
+    f.svc
+        .restore(&[("held".into(), "c1".into()), ("plain".into(), "c1".into())]);
+    assert_eq!(
+        *f.rec.0.lock().unwrap(),
+        [format!("unmount {}", f.svc.data_path("orphan").display())]
+    );
+    // A second user does not mount it again; the last one's end unmounts it.
+    f.svc.mount("held", "c2").unwrap();
+    f.svc.unmount("held", "c1");
+    f.svc.unmount("held", "c2");
+    assert_eq!(
+        f.rec.0.lock().unwrap()[1..],
+        [format!("unmount {}", f.svc.data_path("held").display())]
+    );
+}
