@@ -370,6 +370,12 @@ pub fn tar_of(root: &Path, tar: &Path) -> PathBuf {
 /// A busybox root filesystem with every applet linked and an /etc/passwd, as a tar file.
 pub fn busybox_tar(dir: &Path) -> PathBuf {
     let root = dir.join("bbroot");
+    busybox_root(&root);
+    tar_of(&root, &dir.join("bb.tar"))
+}
+
+/// Fills `root` with busybox (every applet linked), /etc/passwd and /etc/group.
+pub fn busybox_root(root: &Path) {
     for d in ["bin", "etc", "tmp", "root"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -386,7 +392,6 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    tar_of(&root, &dir.join("bb.tar"))
 }
 
 /// Removes every container of the daemon (force), so no shim or mount outlives a test.

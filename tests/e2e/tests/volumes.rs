@@ -6,7 +6,6 @@
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use berth_e2e::daemon::*;
@@ -16,17 +15,8 @@ const IMAGE: &str = "e2e-vol-busybox";
 /// A busybox root with `/seed/file` (uid 1000, mode 0640) under a `VOLUME`.
 fn image_tar(dir: &Path) -> PathBuf {
     let root = dir.join("volroot");
-    for d in ["bin", "etc", "tmp", "seed/sub"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    busybox_root(&root);
+    std::fs::create_dir_all(root.join("seed/sub")).unwrap();
     std::fs::write(root.join("seed/file"), "seeded\n").unwrap();
     std::fs::write(root.join("seed/sub/deep"), "deep\n").unwrap();
     chown(root.join("seed/file"), Some(1000), Some(1000)).unwrap();
