@@ -378,5 +378,6 @@ fn open_networks(
     if s.firewall && !berth_network::firewall::available(&nft) {
         return Err("nft (nftables) is needed for berth's NAT and published ports: install the nftables package, or start berthd with --iptables=false".into());
     }
-    NetworkService::open(s, Arc::new(Host { nft }), events).map_err(|e| e.to_string())
+    let redirect_dns = s.firewall;
+    NetworkService::open(s, Arc::new(Host { nft, redirect_dns }), events).map_err(|e| e.to_string())
 }

@@ -466,6 +466,68 @@ fn dnat_rule(p: &PortRule) -> R {
     rule(PORTS_CHAIN, expr, comment)
 }
 
+/// The embedded DNS's address inside a container.
+pub const DNS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
+/// The table, in each container's own network namespace, that takes DNS queries to
+/// `127.0.0.11:53` to the embedded DNS's sockets on other ports of that address (docker's scheme:
+/// port 53 of the container's addresses stays free for a DNS server of its own). Replies are
+/// translated back by conntrack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsRedirect {
+    pub udp_port: u16,
+    pub tcp_port: u16,
+}
+
+impl DnsRedirect {
+    pub const TABLE: &'static str = "berth-dns";
+
+    /// `table ip berth-dns` made afresh (add, delete, add) with one nat output chain and a DNAT
+    /// rule per transport.
+    pub fn document(&self) -> serde_json::Value {
+        let table = || {
+            NfListObject::Table(Table {
+                family: NfFamily::IP,
+                name: Cow::Borrowed(Self::TABLE),
+                handle: None,
+            })
+        };
+        let mut objects = vec![
+            NfObject::CmdObject(NfCmd::Add(table())),
+            NfObject::CmdObject(NfCmd::Delete(table())),
+            NfObject::CmdObject(NfCmd::Add(table())),
+            NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
+                family: NfFamily::IP,
+                table: Cow::Borrowed(Self::TABLE),
+                name: Cow::Borrowed("output"),
+                _type: Some(NfChainType::NAT),
+                hook: Some(NfHook::Output),
+                prio: Some(-100),
+                policy: Some(NfChainPolicy::Accept),
+                ..Chain::default()
+            }))),
+        ];
+        for (proto, port) in [("udp", self.udp_port), ("tcp", self.tcp_port)] {
+            let dns = IpAddr::V4(DNS_ADDR);
+            let rule = Rule {
+                family: NfFamily::IP,
+                table: Cow::Borrowed(Self::TABLE),
+                chain: Cow::Borrowed("output"),
+                expr: Cow::Owned(vec![
+                    expr::daddr(dns),
+                    expr::dport(proto, 53),
+                    expr::dnat(dns, port),
+                ]),
+                handle: None,
+                index: None,
+                comment: Some(Cow::Owned(format!("embedded DNS over {proto}"))),
+            };
+            objects.push(NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(rule))));
+        }
+        to_json(objects)
+    }
+}
+
 fn check_ifname(name: &str) -> Result<(), FirewallError> {
     // IFNAMSIZ is 16 with the NUL; the kernel refuses "/", whitespace, "." and "..".
     let ok = !name.is_empty()

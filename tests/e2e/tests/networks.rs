@@ -360,10 +360,13 @@ fn user_networks_resolve_names_and_connect_running_containers() {
             IMAGE,
             "sh",
             "-c",
-            "cat /etc/resolv.conf; nslookup database 127.0.0.11; ping -c1 -W2 db",
+            "httpd -p 0.0.0.0:53 -h / && echo own-53; cat /etc/resolv.conf; nslookup database 127.0.0.11; ping -c1 -W2 db",
         ],
     );
     assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    // Port 53 of the container's own addresses stays free for a server of its own (the embedded
+    // DNS is reached through a redirection, as docker's).
+    assert!(out.contains("own-53"), "{out}");
     let db_ip = ok(
         &t,
         &d,
@@ -612,6 +615,10 @@ fn ipv6_user_networks_give_both_families() {
         format!("fd0c:{x}:{y1}::/64"),
     ];
     d.restart();
+    // The running container's embedded DNS came back with berthd (new sockets, the redirection
+    // in its namespace written again).
+    let out = ok(&t, &d, &["exec", "a6", "nslookup", "a6"]);
+    assert!(out.contains(&fixed), "{out}");
     let out = ok(
         &t,
         &d,

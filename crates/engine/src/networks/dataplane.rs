@@ -107,7 +107,8 @@ pub trait Dataplane: Send + Sync + 'static {
     fn unplug(&self, veth: &str) -> io::Result<()>;
     /// Replaces berth's nftables table with the rules of these networks and ports.
     fn firewall(&self, table: &str, nets: &[FwNet], ports: &[FwPort], guard: Guards) -> io::Result<()>;
-    /// UDP and TCP sockets on 127.0.0.11:53 inside the namespace `sandbox`, for the embedded DNS.
+    /// UDP and TCP sockets at 127.0.0.11 inside the namespace `sandbox` that queries to port 53
+    /// reach, for the embedded DNS.
     fn dns_sockets(&self, sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)>;
 }
 
@@ -217,6 +218,9 @@ impl Dataplane for Recording {
 pub struct Host {
     /// The `nft` program.
     pub nft: PathBuf,
+    /// Whether the embedded DNS listens on other ports than 53, with an nftables redirection in the
+    /// container's namespace (docker's scheme; needs nft), or on port 53 itself.
+    pub redirect_dns: bool,
 }
 
 fn missing(what: &str) -> io::Error {
@@ -377,11 +381,21 @@ impl Dataplane for Host {
     }
 
     fn dns_sockets(&self, sandbox: &Path) -> io::Result<(UdpSocket, TcpListener)> {
-        netns::run_in(sandbox, || -> io::Result<(UdpSocket, TcpListener)> {
-            Ok((
-                UdpSocket::bind("127.0.0.11:53")?,
-                TcpListener::bind("127.0.0.11:53")?,
-            ))
+        let (nft, redirect) = (self.nft.clone(), self.redirect_dns);
+        // nft runs from the thread inside the namespace, so its rules land there.
+        netns::run_in(sandbox, move || -> io::Result<(UdpSocket, TcpListener)> {
+            let port = if redirect { 0 } else { 53 };
+            let udp = UdpSocket::bind((firewall::DNS_ADDR, port))?;
+            let tcp = TcpListener::bind((firewall::DNS_ADDR, port))?;
+            if redirect {
+                let doc = firewall::DnsRedirect {
+                    udp_port: udp.local_addr()?.port(),
+                    tcp_port: tcp.local_addr()?.port(),
+                }
+                .document();
+                firewall::apply(&nft, &doc).map_err(io::Error::other)?;
+            }
+            Ok((udp, tcp))
         })?
     }
 }

@@ -134,6 +134,21 @@ fn teardown_golden() {
     assert_eq!(got, std::fs::read_to_string(&path).unwrap());
 }
 
+#[test]
+fn dns_redirect_golden() {
+    let doc = DnsRedirect {
+        udp_port: 40001,
+        tcp_port: 40002,
+    }
+    .document();
+    let got = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    let path = golden_dir().join("dns_redirect.json");
+    if std::env::var("BERTH_UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::write(&path, &got).unwrap();
+    }
+    assert_eq!(got, std::fs::read_to_string(&path).unwrap());
+}
+
 fn objects(doc: &Value) -> &Vec<Value> {
     doc["nftables"].as_array().unwrap()
 }
