@@ -40,7 +40,12 @@ fn setup() -> Option<(Tools, tempfile::TempDir, Daemon)> {
 
 /// An HTTP GET of `/` on 127.0.0.1:`port`, the body.
 fn get(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    get_from(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// An HTTP GET of `/` on `addr`, the body.
+fn get_from(addr: std::net::SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -608,6 +613,25 @@ fn ipv6_user_networks_give_both_families() {
         .output()
         .unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    // A published port without a host address: on IPv4 and IPv6 alike (the same port), reached
+    // over IPv6 at the bridge's address (a local address of the host).
+    let port = free_port();
+    web(
+        &t,
+        &d,
+        "w6",
+        "over-six",
+        &["--network", "six", "-p", &format!("{port}:80")],
+    );
+    let shown = ok(&t, &d, &["port", "w6", "80"]);
+    assert_eq!(shown, format!("0.0.0.0:{port}\n[::]:{port}\n"));
+    let gw6: std::net::Ipv6Addr = format!("{prefix6}:1").parse().unwrap();
+    let at6 = std::net::SocketAddr::from((gw6, port));
+    wait_for("httpd over IPv6", Duration::from_secs(10), || {
+        TcpStream::connect(at6).is_ok_and(|_| get_from(at6).contains("over-six"))
+    });
+    assert_eq!(get(port).trim(), "over-six");
+    ok(&t, &d, &["rm", "-f", "w6"]);
     // The default bridge with IPv6 (daemon.json's ipv6 and fixed-cidr-v6): an address from it.
     d.args = vec![
         "--ipv6".into(),

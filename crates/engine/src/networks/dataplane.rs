@@ -81,10 +81,10 @@ pub struct Guards {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwPort {
     pub proto: String,
-    /// None: every host address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every host address of the container address's family.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
-    pub container_ip: Ipv4Addr,
+    pub container_ip: IpAddr,
     pub container_port: u16,
     pub bridge: String,
 }
@@ -366,9 +366,9 @@ impl Dataplane for Host {
                     } else {
                         firewall::Proto::Tcp
                     },
-                    host_ip: p.host_ip.map(IpAddr::V4),
+                    host_ip: p.host_ip,
                     host_port: p.host_port,
-                    container_ip: IpAddr::V4(p.container_ip),
+                    container_ip: p.container_ip,
                     container_port: p.container_port,
                     bridge: p.bridge.clone(),
                 })

@@ -353,7 +353,9 @@ impl NetworkService {
                 .map(|n| n.bridge.clone())
                 .unwrap_or_default();
             let endpoint = format!("{} ({})", a.name, first.endpoint_id);
-            let maps = st.ports.reserve(a.id, &endpoint, &bridge, cip, &wants)?;
+            let maps = st
+                .ports
+                .reserve(a.id, &endpoint, &bridge, (cip, first.ip6), &wants)?;
             if let Some(n) = st.nets.get_mut(&first.network_id) {
                 if let Some(att) = n.endpoints.get_mut(a.id) {
                     att.ports = maps.clone();

@@ -363,7 +363,7 @@ impl NetworkService {
         let mut held = ports::Table::default();
         for n in nets.values() {
             for (c, a) in n.endpoints.iter().filter(|(_, a)| !a.ports.is_empty()) {
-                held.restore(c, &n.bridge, a.ip, &a.ports);
+                held.restore(c, &n.bridge, (a.ip, a.ip6), &a.ports);
             }
         }
         let guards = dataplane::Guards {

@@ -1,12 +1,15 @@
 //! Published ports: which host ports a container gets (`PortBindings`, `-P` with the exposed ports),
 //! held by a bound socket so that no other program (or container) takes them, and turned into the
 //! DNAT rules of the firewall. A port is published through NAT, not a proxy: the socket is bound and
-//! never listened on.
+//! never listened on. A port asked for without a host address is published on IPv4's `0.0.0.0`
+//! and, when the container has an IPv6 address, on IPv6's `::` too (the same port), as dockerd does.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
-use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+use nix::sys::socket::{
+    bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,7 +20,7 @@ use crate::images::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMap {
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    pub host_ip: IpAddr,
     pub host_port: u16,
     pub container_port: u16,
 }
@@ -26,7 +29,8 @@ pub struct PortMap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Want {
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    /// None: every host address of each family the container has.
+    pub host_ip: Option<IpAddr>,
     /// The host ports acceptable: `(0, 0)` for any free one.
     pub host_ports: (u16, u16),
     pub container_port: u16,
@@ -65,17 +69,12 @@ pub fn wants(bindings: &Value, exposed: &[String], publish_all: bool) -> Result<
             for b in list.as_array().into_iter().flatten() {
                 let hip = b.get("HostIp").and_then(Value::as_str).unwrap_or("");
                 let hport = b.get("HostPort").and_then(Value::as_str).unwrap_or("");
-                let host_ip = match hip {
-                    "" => Ipv4Addr::UNSPECIFIED,
-                    h => match h.parse::<std::net::IpAddr>() {
-                        Ok(std::net::IpAddr::V4(a)) => a,
-                        Ok(std::net::IpAddr::V6(_)) => {
-                            return Err(invalid(format!(
-                                "publishing on the IPv6 host address {h} is not supported by berth yet"
-                            )))
-                        }
-                        Err(_) => return Err(invalid(format!("invalid IP address: {h}"))),
-                    },
+                let host_ip = match hip.trim_start_matches('[').trim_end_matches(']') {
+                    "" => None,
+                    h => Some(
+                        h.parse::<IpAddr>()
+                            .map_err(|_| invalid(format!("invalid IP address: {h}")))?,
+                    ),
                 };
                 let host_ports = match hport {
                     "" | "0" => (0, 0),
@@ -104,7 +103,7 @@ pub fn wants(bindings: &Value, exposed: &[String], publish_all: bool) -> Result<
             if !bound.contains(&(cport, proto.clone())) {
                 out.push(Want {
                     proto,
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: None,
                     host_ports: (0, 0),
                     container_port: cport,
                 });
@@ -139,7 +138,7 @@ pub fn shown(maps: &[PortMap], exposed: &[String]) -> Value {
 struct Hold {
     map: PortMap,
     container: String,
-    container_ip: Ipv4Addr,
+    container_ip: IpAddr,
     bridge: String,
     _sock: Option<OwnedFd>,
 }
@@ -163,22 +162,48 @@ fn ephemeral_range() -> (u16, u16) {
         .unwrap_or((32768, 60999))
 }
 
-/// Binds (never listens on) the host port so nothing else takes it.
-fn hold_socket(proto: &str, ip: Ipv4Addr, port: u16) -> std::io::Result<OwnedFd> {
+/// Binds (never listens on) the host port so nothing else takes it; an IPv6 socket holds only
+/// IPv6's port (`IPV6_V6ONLY`), the IPv4 one being held by its own socket.
+fn hold_socket(proto: &str, ip: IpAddr, port: u16) -> std::io::Result<OwnedFd> {
     let typ = if proto == "udp" {
         SockType::Datagram
     } else {
         SockType::Stream
     };
-    let fd = socket(AddressFamily::Inet, typ, SockFlag::SOCK_CLOEXEC, None)?;
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, typ, SockFlag::SOCK_CLOEXEC, None)?;
     if typ == SockType::Stream {
         setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     }
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(std::net::SocketAddrV4::new(ip, port)),
-    )?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    match ip {
+        IpAddr::V4(a) => bind(raw, &SockaddrIn::from(std::net::SocketAddrV4::new(a, port)))?,
+        IpAddr::V6(a) => {
+            setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+            bind(
+                raw,
+                &SockaddrIn6::from(std::net::SocketAddrV6::new(a, port, 0, 0)),
+            )?
+        }
+    }
     Ok(fd)
+}
+
+/// `0.0.0.0:80`, `[::]:80`: an address and port as docker's messages write them.
+fn host_port(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
+/// The container's address of `host_ip`'s family.
+fn container_ip_for(host_ip: IpAddr, cip: Ipv4Addr, cip6: Option<Ipv6Addr>) -> Option<IpAddr> {
+    match host_ip {
+        IpAddr::V4(_) => Some(IpAddr::V4(cip)),
+        IpAddr::V6(_) => cip6.map(IpAddr::V6),
+    }
 }
 
 impl Table {
@@ -196,27 +221,43 @@ impl Table {
             .collect()
     }
 
-    fn taken(&self, proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+    fn taken(&self, proto: &str, ip: IpAddr, port: u16) -> bool {
         self.holds.iter().any(|h| {
             h.map.proto == proto
                 && h.map.host_port == port
+                && h.map.host_ip.is_ipv4() == ip.is_ipv4()
                 && (h.map.host_ip == ip || h.map.host_ip.is_unspecified() || ip.is_unspecified())
         })
     }
 
-    /// Gives container `container` (at `cip` on `bridge`) the ports it wants, all or none.
-    /// `endpoint` names it in dockerd's message when a port cannot be bound.
+    /// Gives container `container` (at `cip`, and `cip6` when it has IPv6, on `bridge`) the ports
+    /// it wants, all or none. `endpoint` names it in dockerd's message when a port cannot be bound.
     pub fn reserve(
         &mut self,
         container: &str,
         endpoint: &str,
         bridge: &str,
-        cip: Ipv4Addr,
+        (cip, cip6): (Ipv4Addr, Option<Ipv6Addr>),
         wants: &[Want],
     ) -> Result<Vec<PortMap>, Error> {
         let mut got: Vec<Hold> = Vec::new();
         let result = (|| {
             for w in wants {
+                // The host addresses of this want, each with the container address it leads to.
+                let targets: Vec<(IpAddr, IpAddr)> = match w.host_ip {
+                    None => std::iter::once(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                        .chain(cip6.map(|_| IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+                        .filter_map(|h| Some((h, container_ip_for(h, cip, cip6)?)))
+                        .collect(),
+                    Some(h) => {
+                        let c = container_ip_for(h, cip, cip6).ok_or_else(|| {
+                            invalid(format!(
+                                "cannot publish on the IPv6 host address {h}: the container has no IPv6 address (connect it to a network with --ipv6)"
+                            ))
+                        })?;
+                        vec![(h, c)]
+                    }
+                };
                 let (lo, hi, any) = match w.host_ports {
                     (0, 0) => {
                         let (a, b) = ephemeral_range();
@@ -232,50 +273,57 @@ impl Table {
                 };
                 let mut chosen = None;
                 let mut last_err = None;
-                for i in 0..span {
+                'ports: for i in 0..span {
                     let port = (u32::from(lo) + (u32::from(start - lo) + i) % span) as u16;
-                    let clash = self.taken(&w.proto, w.host_ip, port)
-                        || got
-                            .iter()
-                            .any(|h| h.map.proto == w.proto && h.map.host_port == port);
-                    if clash {
-                        last_err = Some(Error::Forbidden(format!(
-                            "Bind for {}:{port} failed: port is already allocated",
-                            w.host_ip
-                        )));
-                        continue;
-                    }
-                    match hold_socket(&w.proto, w.host_ip, port) {
-                        Ok(s) => {
-                            chosen = Some((port, s));
-                            break;
-                        }
-                        Err(e) => {
-                            last_err = Some(Error::Internal(format!(
-                                "driver failed programming external connectivity on endpoint {endpoint}: failed to bind host port for {}:{port}:{cip}:{}/{}: {}",
-                                w.host_ip, w.container_port, w.proto, io_reason(&e)
+                    let mut socks = Vec::new();
+                    for &(hip, _) in &targets {
+                        let clash = self.taken(&w.proto, hip, port)
+                            || got.iter().any(|h| {
+                                h.map.proto == w.proto
+                                    && h.map.host_port == port
+                                    && h.map.host_ip.is_ipv4() == hip.is_ipv4()
+                            });
+                        if clash {
+                            last_err = Some(Error::Forbidden(format!(
+                                "Bind for {} failed: port is already allocated",
+                                host_port(hip, port)
                             )));
+                            continue 'ports;
+                        }
+                        match hold_socket(&w.proto, hip, port) {
+                            Ok(s) => socks.push(s),
+                            Err(e) => {
+                                last_err = Some(Error::Internal(format!(
+                                    "driver failed programming external connectivity on endpoint {endpoint}: failed to bind host port for {}:{cip}:{}/{}: {}",
+                                    host_port(hip, port), w.container_port, w.proto, io_reason(&e)
+                                )));
+                                continue 'ports;
+                            }
                         }
                     }
+                    chosen = Some((port, socks));
+                    break;
                 }
-                let Some((port, sock)) = chosen else {
+                let Some((port, socks)) = chosen else {
                     return Err(last_err.unwrap_or_else(|| Error::Internal("no free host port".into())));
                 };
                 if any {
                     self.cursor = if port == hi { lo } else { port + 1 };
                 }
-                got.push(Hold {
-                    map: PortMap {
-                        proto: w.proto.clone(),
-                        host_ip: w.host_ip,
-                        host_port: port,
-                        container_port: w.container_port,
-                    },
-                    container: container.to_string(),
-                    container_ip: cip,
-                    bridge: bridge.to_string(),
-                    _sock: Some(sock),
-                });
+                for ((hip, c), sock) in targets.into_iter().zip(socks) {
+                    got.push(Hold {
+                        map: PortMap {
+                            proto: w.proto.clone(),
+                            host_ip: hip,
+                            host_port: port,
+                            container_port: w.container_port,
+                        },
+                        container: container.to_string(),
+                        container_ip: c,
+                        bridge: bridge.to_string(),
+                        _sock: Some(sock),
+                    });
+                }
             }
             Ok(())
         })();
@@ -286,20 +334,30 @@ impl Table {
     }
 
     /// Takes back the ports of a container that was running before berthd restarted.
-    pub fn restore(&mut self, container: &str, bridge: &str, cip: Ipv4Addr, maps: &[PortMap]) {
+    pub fn restore(
+        &mut self,
+        container: &str,
+        bridge: &str,
+        (cip, cip6): (Ipv4Addr, Option<Ipv6Addr>),
+        maps: &[PortMap],
+    ) {
         for m in maps {
+            let Some(c) = container_ip_for(m.host_ip, cip, cip6) else {
+                continue;
+            };
             let sock = hold_socket(&m.proto, m.host_ip, m.host_port)
                 .map_err(|e| {
                     eprintln!(
-                        "berthd: hold the host port {}:{}/{} again: {e}",
-                        m.host_ip, m.host_port, m.proto
+                        "berthd: hold the host port {}/{} again: {e}",
+                        host_port(m.host_ip, m.host_port),
+                        m.proto
                     )
                 })
                 .ok();
             self.holds.push(Hold {
                 map: m.clone(),
                 container: container.to_string(),
-                container_ip: cip,
+                container_ip: c,
                 bridge: bridge.to_string(),
                 _sock: sock,
             });
@@ -335,7 +393,7 @@ mod tests {
             w[0],
             Want {
                 proto: "udp".into(),
-                host_ip: Ipv4Addr::LOCALHOST,
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 host_ports: (0, 0),
                 container_port: 53
             }
@@ -345,15 +403,25 @@ mod tests {
             w[2],
             Want {
                 proto: "tcp".into(),
-                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_ip: None,
                 host_ports: (0, 0),
                 container_port: 443
             }
         );
         assert!(wants(&json!({"80/icmp": []}), &[], false).is_err());
         assert!(wants(&json!({"80/tcp": [{"HostPort": "9-1"}]}), &[], false).is_err());
+        assert_eq!(
+            wants(
+                &json!({"80/tcp": [{"HostIp": "[::1]", "HostPort": "1"}]}),
+                &[],
+                false
+            )
+            .unwrap()[0]
+                .host_ip,
+            Some("::1".parse().unwrap())
+        );
         assert!(wants(
-            &json!({"80/tcp": [{"HostIp": "::1", "HostPort": "1"}]}),
+            &json!({"80/tcp": [{"HostIp": "nowhere", "HostPort": "1"}]}),
             &[],
             false
         )
@@ -373,22 +441,28 @@ mod tests {
             .port();
         let w = |p: u16| Want {
             proto: "tcp".into(),
-            host_ip: lo,
+            host_ip: Some(lo.into()),
             host_ports: (p, p),
             container_port: 80,
         };
         // The second port is held by someone else: nothing is kept.
         let e = t
-            .reserve("c1", "c1", "br", Ipv4Addr::new(10, 0, 0, 2), &[w(free), w(busy)])
+            .reserve(
+                "c1",
+                "c1",
+                "br",
+                (Ipv4Addr::new(10, 0, 0, 2), None),
+                &[w(free), w(busy)],
+            )
             .unwrap_err();
         assert!(e.to_string().contains("address already in use"), "{e}");
         assert!(t.rules().is_empty());
         let got = t
-            .reserve("c1", "c1", "br", Ipv4Addr::new(10, 0, 0, 2), &[w(free)])
+            .reserve("c1", "c1", "br", (Ipv4Addr::new(10, 0, 0, 2), None), &[w(free)])
             .unwrap();
         assert_eq!(got[0].host_port, free);
         let e = t
-            .reserve("c2", "c2", "br", Ipv4Addr::new(10, 0, 0, 3), &[w(free)])
+            .reserve("c2", "c2", "br", (Ipv4Addr::new(10, 0, 0, 3), None), &[w(free)])
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -400,7 +474,7 @@ mod tests {
             ..w(0)
         };
         let got = t
-            .reserve("c2", "c2", "br", Ipv4Addr::new(10, 0, 0, 3), &[any])
+            .reserve("c2", "c2", "br", (Ipv4Addr::new(10, 0, 0, 3), None), &[any])
             .unwrap();
         assert_ne!(got[0].host_port, 0);
         assert_eq!(t.rules().len(), 2);
@@ -409,6 +483,59 @@ mod tests {
         assert_eq!(
             shown(&got, &["80/tcp".into(), "90/udp".into()]),
             json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": got[0].host_port.to_string()}], "90/udp": null})
+        );
+    }
+
+    #[test]
+    fn both_families_get_the_same_port() {
+        let mut t = Table::default();
+        let any = |host_ip: Option<IpAddr>| Want {
+            proto: "tcp".into(),
+            host_ip,
+            host_ports: (0, 0),
+            container_port: 80,
+        };
+        let c4 = Ipv4Addr::new(10, 0, 0, 2);
+        let c6: Ipv6Addr = "fd00::2".parse().unwrap();
+        let got = t.reserve("c1", "c1", "br", (c4, Some(c6)), &[any(None)]).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].host_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(got[1].host_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(got[0].host_port, got[1].host_port);
+        let rules = t.rules();
+        assert_eq!(rules[1].container_ip, IpAddr::V6(c6));
+        assert_eq!(rules[1].host_ip, None);
+        // The same port on IPv6 for another container: dockerd's message, with brackets.
+        let p = got[0].host_port;
+        let want6 = Want {
+            host_ports: (p, p),
+            ..any(Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+        };
+        let e = t
+            .reserve(
+                "c2",
+                "c2",
+                "br",
+                (Ipv4Addr::new(10, 0, 0, 3), Some("fd00::3".parse().unwrap())),
+                std::slice::from_ref(&want6),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Bind for [::]:{p} failed: port is already allocated")
+        );
+        // No IPv6 address: an IPv6 host address is refused; without a host address, IPv4 only.
+        let e = t
+            .reserve("c3", "c3", "br", (Ipv4Addr::new(10, 0, 0, 4), None), &[want6])
+            .unwrap_err();
+        assert!(e.to_string().contains("the container has no IPv6 address"), "{e}");
+        let got = t
+            .reserve("c3", "c3", "br", (Ipv4Addr::new(10, 0, 0, 4), None), &[any(None)])
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            shown(&got, &[]),
+            json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": got[0].host_port.to_string()}]})
         );
     }
 }
