@@ -447,9 +447,19 @@ impl NetworkService {
                 n.options.insert(OPT_MTU.into(), s.mtu.to_string());
                 n
             }
+            Some(n) if !n.endpoints.is_empty() => {
+                // The settings changed while containers have addresses on it: it stays as it is
+                // (their addresses, ports and rules keep working) until a start finds it empty.
+                eprintln!(
+                    "berthd: the default bridge's settings (bridge, bip, fixed-cidr-v6) changed, but {} container(s) still have addresses on {} ({}): they apply once none has",
+                    n.endpoints.len(),
+                    n.bridge,
+                    n.ipam.as_ref().map(|i| i.subnet.to_string()).unwrap_or_default()
+                );
+                n
+            }
             existing => {
-                // New, or the bridge settings changed: a fresh default bridge. Containers still
-                // running on the old one keep their interfaces until they end.
+                // New, or the bridge settings changed with nothing on it: a fresh default bridge.
                 let others: Vec<Subnet> = st
                     .nets
                     .values()

@@ -455,3 +455,36 @@ fn the_default_bridge_with_ipv6() {
     assert_eq!(b["EnableIPv6"], false);
     assert_eq!(b["IPAM"]["Config"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn default_bridge_settings_wait_for_its_containers() {
+    let d = tempfile::tempdir().unwrap();
+    let open = |third: u8| {
+        let dp = Arc::new(Recording::default());
+        let mut s = Settings::new(&d.path().join("data"), &d.path().join("run"));
+        s.bip = Some((Ipv4Addr::new(10, 200, third, 1), 24));
+        NetworkService::open(s, dp, Arc::new(Events::new())).unwrap()
+    };
+    let subnet = |svc: &NetworkService| svc.inspect("bridge").unwrap()["IPAM"]["Config"][0]["Subnet"].clone();
+    let svc = open(1);
+    let (_, eps) = svc.plan_container("bridge", None, None).unwrap();
+    let id = "d".repeat(64);
+    svc.attach(&Attach {
+        id: &id,
+        name: "d",
+        primary: "bridge",
+        networks: &eps,
+        port_bindings: &Value::Null,
+        exposed: vec![],
+        publish_all: false,
+    })
+    .unwrap();
+    drop(svc);
+    // A new bip while a container has an address there: the bridge stays as it was.
+    let svc = open(2);
+    assert_eq!(subnet(&svc), "10.200.1.0/24");
+    svc.detach(&id, &svc.sandbox_path(&id));
+    drop(svc);
+    let svc = open(2);
+    assert_eq!(subnet(&svc), "10.200.2.0/24");
+}
