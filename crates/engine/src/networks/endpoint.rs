@@ -587,6 +587,7 @@ impl NetworkService {
                 .filter(|(_, c)| !running(c))
                 .collect()
         };
+        let released = !stale.is_empty();
         for (nid, c) in stale {
             self.release_on(&nid, &c);
         }
@@ -594,6 +595,12 @@ impl NetworkService {
             let st = self.lock();
             if let Err(e) = self.sync_firewall(&st) {
                 eprintln!("berthd: {e}");
+            }
+        }
+        // Changed default bridge settings that waited for these containers apply now.
+        if released {
+            if let Err(e) = self.predefined() {
+                eprintln!("berthd: the default bridge: {e}");
             }
         }
         let live: Vec<String> = {

@@ -394,7 +394,7 @@ impl NetworkService {
     }
 
     /// Makes `bridge`, `host` and `none` when missing, and brings the default bridge up.
-    fn predefined(&self) -> Result<(), Error> {
+    pub(crate) fn predefined(&self) -> Result<(), Error> {
         let mut st = self.lock();
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if !st.nets.values().any(|n| n.name == name) {
