@@ -70,7 +70,7 @@ use std::str::FromStr;
 use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use crate::net::Subnet;
+use crate::net::{Subnet, Subnet6};
 use expr::{Dir, Stmt};
 
 /// The regular chain holding the DNAT rules of published ports.
@@ -179,7 +179,7 @@ pub struct NetRules {
     /// The bridge's name: "berth0", "br-0123456789ab".
     pub bridge: String,
     pub subnet: Subnet,
-    pub subnet6: Option<(Ipv6Addr, u8)>,
+    pub subnet6: Option<Subnet6>,
     /// `--internal`: no traffic in or out of the bridge except among its members.
     pub internal: bool,
     /// Outbound NAT (docker's `com.docker.network.bridge.enable_ip_masquerade`).
@@ -219,7 +219,7 @@ impl NetRules {
     /// The network's subnets as (address, prefix length), IPv4 first.
     fn subnets(&self) -> Vec<(IpAddr, u8)> {
         let v4 = (IpAddr::V4(self.subnet.network()), self.subnet.prefix());
-        let v6 = self.subnet6.map(|(a, l)| (IpAddr::V6(a), l));
+        let v6 = self.subnet6.map(|s| (IpAddr::V6(s.network()), s.prefix()));
         std::iter::once(v4).chain(v6).collect()
     }
 }

@@ -416,7 +416,7 @@ fn a_published_port_works_end_to_end() {
     let t = Topology::new();
     let fw = Firewall {
         networks: vec![NetRules {
-            subnet6: Some(("fd00:99::".parse().unwrap(), 64)),
+            subnet6: Some("fd00:99::/64".parse().unwrap()),
             ..bridge("bt0", "10.99.0.0/24")
         }],
         ports: vec![published("10.99.0.2"), published("fd00:99::2")],

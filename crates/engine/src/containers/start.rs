@@ -139,8 +139,6 @@ fn add_init(spec: &mut oci::Spec) -> Result<(), Error> {
     Ok(())
 }
 
-/// A runtime failure as dockerd words it, with the status its kind deserves (a command that cannot
-/// be found or run is the request's fault: 400).
 /// A test hook: with `BERTHD_CRASH_AT=<point>` in its environment berthd kills itself with SIGKILL
 /// at that point of a container's start, as a crash would; the e2e suite checks what the next
 /// berthd finds. Points: `network-attached`, `container-created`.
@@ -150,6 +148,8 @@ fn crash_point(point: &str) {
     }
 }
 
+/// A runtime failure as dockerd words it, with the status its kind deserves (a command that cannot
+/// be found or run is the request's fault: 400).
 fn runtime_failure(verb: &str, err: shim::ShimError) -> Error {
     match err {
         shim::ShimError::Failed(m) => {

@@ -352,7 +352,7 @@ impl Dataplane for Host {
                 .map(|n| firewall::NetRules {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet,
-                    subnet6: n.subnet6.map(|s| (s.network(), s.prefix())),
+                    subnet6: n.subnet6,
                     internal: n.internal,
                     masquerade: n.masquerade,
                     icc: n.icc,

@@ -117,28 +117,18 @@ impl EndpointConfig {
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                 .unwrap_or_default()
         };
-        let ipv4 = match v
-            .pointer("/IPAMConfig/IPv4Address")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => Some(
-                s.parse::<Ipv4Addr>()
-                    .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
-            ),
-            None => None,
-        };
-        let ipv6 = match v
-            .pointer("/IPAMConfig/IPv6Address")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => Some(
-                s.parse::<Ipv6Addr>()
-                    .map_err(|_| Error::Invalid(format!("invalid IPv6 address: {s}")))?,
-            ),
-            None => None,
-        };
+        fn address<A: std::str::FromStr>(v: &Value, family: &str) -> Result<Option<A>, Error> {
+            let key = format!("/IPAMConfig/{family}Address");
+            match v.pointer(&key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                Some(s) => s
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::Invalid(format!("invalid {family} address: {s}"))),
+                None => Ok(None),
+            }
+        }
+        let ipv4 = address::<Ipv4Addr>(v, "IPv4")?;
+        let ipv6 = address::<Ipv6Addr>(v, "IPv6")?;
         let mac = v
             .get("MacAddress")
             .and_then(Value::as_str)

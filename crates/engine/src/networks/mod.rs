@@ -173,24 +173,17 @@ impl Network {
     }
 
     fn ipam_config(&self) -> Value {
-        let mut out = Vec::new();
-        if let Some(i) = &self.ipam {
+        fn pool<A: Family>(i: &IpamOf<A>, show_range: bool) -> Value {
             let mut c = json!({"Subnet": i.subnet.to_string()});
-            if self.user_range {
+            if show_range {
                 c["IPRange"] = json!(i.range.to_string());
             }
             c["Gateway"] = json!(i.gateway.to_string());
-            out.push(c);
+            c
         }
-        if let Some(i) = &self.ipam6 {
-            let mut c = json!({"Subnet": i.subnet.to_string()});
-            if i.range != i.subnet {
-                c["IPRange"] = json!(i.range.to_string());
-            }
-            c["Gateway"] = json!(i.gateway.to_string());
-            out.push(c);
-        }
-        Value::Array(out)
+        let v4 = self.ipam.as_ref().map(|i| pool(i, self.user_range));
+        let v6 = self.ipam6.as_ref().map(|i| pool(i, i.range != i.subnet));
+        Value::Array(v4.into_iter().chain(v6).collect())
     }
 
     /// dockerd's shape (`GET /networks/{id}`; `GET /networks` has no containers).
@@ -449,7 +442,8 @@ impl NetworkService {
             }
             Some(n) if !n.endpoints.is_empty() => {
                 // The settings changed while containers have addresses on it: it stays as it is
-                // (their addresses, ports and rules keep working) until a start finds it empty.
+                // (their addresses, ports and rules keep working) until none has (`reconcile`
+                // after a restart, or the next start of berthd).
                 eprintln!(
                     "berthd: the default bridge's settings (bridge, bip, fixed-cidr-v6) changed, but {} container(s) still have addresses on {} ({}): they apply once none has",
                     n.endpoints.len(),

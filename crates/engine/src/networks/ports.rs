@@ -276,7 +276,7 @@ impl Table {
                 'ports: for i in 0..span {
                     let port = (u32::from(lo) + (u32::from(start - lo) + i) % span) as u16;
                     let mut socks = Vec::new();
-                    for &(hip, _) in &targets {
+                    for &(hip, cip_of) in &targets {
                         let clash = self.taken(&w.proto, hip, port)
                             || got.iter().any(|h| {
                                 h.map.proto == w.proto
@@ -294,7 +294,7 @@ impl Table {
                             Ok(s) => socks.push(s),
                             Err(e) => {
                                 last_err = Some(Error::Internal(format!(
-                                    "driver failed programming external connectivity on endpoint {endpoint}: failed to bind host port for {}:{cip}:{}/{}: {}",
+                                    "driver failed programming external connectivity on endpoint {endpoint}: failed to bind host port for {}:{cip_of}:{}/{}: {}",
                                     host_port(hip, port), w.container_port, w.proto, io_reason(&e)
                                 )));
                                 continue 'ports;

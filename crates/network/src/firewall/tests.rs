@@ -61,7 +61,7 @@ fn cases() -> Vec<(&'static str, Firewall)> {
         port(Proto::Sctp, Some("192.0.2.10"), 3868, "172.17.0.4", 3868),
     ];
     let v6 = NetRules {
-        subnet6: Some(("fd00:b::".parse().unwrap(), 64)),
+        subnet6: Some("fd00:b::/64".parse().unwrap()),
         ..net("br-v6", "172.19.0.0/16")
     };
     let v6_ports = vec![
